@@ -1,0 +1,34 @@
+"""odtlab: the library behind the course on training neural networks on the device.
+
+The whole library carries one idea: *model + data + recipe, run on a device,
+gives a report*. Import it as::
+
+    import odtlab as odt
+"""
+
+from __future__ import annotations
+
+from odtlab import errors
+from odtlab.errors import (
+    CorruptCheckpoint,
+    DoesNotFit,
+    GradingError,
+    InvalidRecipe,
+    OdtlabError,
+    UnknownDevice,
+    UnknownModel,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "errors",
+    "OdtlabError",
+    "UnknownDevice",
+    "UnknownModel",
+    "DoesNotFit",
+    "InvalidRecipe",
+    "CorruptCheckpoint",
+    "GradingError",
+]

@@ -1,0 +1,3 @@
+"""odtlab.cl."""
+
+__all__: list[str] = []

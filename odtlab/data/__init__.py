@@ -1,0 +1,3 @@
+"""odtlab.data."""
+
+__all__: list[str] = []

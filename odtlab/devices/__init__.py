@@ -1,0 +1,3 @@
+"""odtlab.devices."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""odtlab.fl."""
+
+__all__: list[str] = []

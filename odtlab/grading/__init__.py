@@ -1,0 +1,3 @@
+"""odtlab.grading."""
+
+__all__: list[str] = []

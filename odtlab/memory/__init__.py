@@ -1,0 +1,3 @@
+"""odtlab.memory."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""odtlab.models."""
+
+__all__: list[str] = []

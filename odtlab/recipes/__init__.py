@@ -1,0 +1,3 @@
+"""odtlab.recipes."""
+
+__all__: list[str] = []

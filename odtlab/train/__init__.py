@@ -1,0 +1,3 @@
+"""odtlab.train."""
+
+__all__: list[str] = []

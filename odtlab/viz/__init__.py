@@ -1,0 +1,3 @@
+"""odtlab.viz."""
+
+__all__: list[str] = []
