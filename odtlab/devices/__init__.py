@@ -1,3 +1,70 @@
-"""odtlab.devices."""
+"""odtlab.devices: device profiles, the registry, the fit check and the simulator.
 
-__all__: list[str] = []
+A device is a :class:`DeviceProfile`: memory in bytes, throughput in MAC/s
+per data type, bandwidth, energy, power, battery and thermal limits. Five
+presets cover a microcontroller, a Raspberry Pi, a mid-range and a flagship
+phone and a Jetson Nano; their figures are cited in each profile's
+``sources`` (see :mod:`odtlab.devices.presets`).
+
+Ask two questions of a training job:
+
+* does it fit? :func:`check_fit` (raises ``DoesNotFit`` and says what to
+  try) and :func:`fits` (a plain bool);
+* what would it cost? :func:`simulate` predicts time, energy, battery and
+  temperature with a roofline and an RC thermal model.
+
+Examples
+--------
+>>> from odtlab import devices
+>>> mcu = devices.get("mcu")
+>>> devices.format_bytes(mcu.training_memory_bytes)
+'256.0 KiB'
+>>> job = devices.Workload(flops_per_step=2e8, bytes_moved_per_step=4e5,
+...                        peak_memory_bytes=180_000, steps=100, dtype="int8")
+>>> devices.fits(job, mcu)
+True
+>>> print(devices.format_seconds(devices.simulate(job, mcu).total_time_s))
+23.15 s
+"""
+
+from __future__ import annotations
+
+from odtlab.devices.fit import RECIPE_HINTS, FitVerdict, check_fit, fits
+from odtlab.devices.presets import calibrate_energy_per_mac
+from odtlab.devices.profile import (
+    DTYPES,
+    KINDS,
+    TRAINING_BUDGET_FRACTION,
+    DeviceProfile,
+    training_budget_rule,
+)
+from odtlab.devices.registry import available, get, presets, register, unregister
+from odtlab.devices.simulator import SimulationResult, simulate
+from odtlab.devices.units import format_bytes, format_joules, format_rate, format_seconds
+from odtlab.devices.workload import Workload, estimate_bytes_moved
+
+__all__ = [
+    "DeviceProfile",
+    "Workload",
+    "FitVerdict",
+    "SimulationResult",
+    "get",
+    "available",
+    "register",
+    "unregister",
+    "presets",
+    "check_fit",
+    "fits",
+    "simulate",
+    "estimate_bytes_moved",
+    "calibrate_energy_per_mac",
+    "training_budget_rule",
+    "format_bytes",
+    "format_seconds",
+    "format_joules",
+    "format_rate",
+    "DTYPES",
+    "KINDS",
+    "TRAINING_BUDGET_FRACTION",
+    "RECIPE_HINTS",
+]
