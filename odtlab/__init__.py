@@ -8,7 +8,7 @@ gives a report*. Import it as::
 
 from __future__ import annotations
 
-from odtlab import errors
+from odtlab import cl, data, devices, errors, fl, grading, memory, models, recipes, train, viz
 from odtlab.errors import (
     CorruptCheckpoint,
     DoesNotFit,
@@ -24,6 +24,16 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "errors",
+    "devices",
+    "memory",
+    "models",
+    "data",
+    "recipes",
+    "train",
+    "fl",
+    "cl",
+    "grading",
+    "viz",
     "OdtlabError",
     "UnknownDevice",
     "UnknownModel",

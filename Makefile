@@ -1,0 +1,65 @@
+# The course's commands. `make book` and `make test` are the README's contract:
+# each creates .venv on a fresh machine and does everything else itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch must be installed FIRST: any other torch requirement
+# would pull a multi-GB CUDA build.
+TORCH  := torch==2.13.0
+SUBMISSIONS ?=
+LAB ?=
+CELL_TIMEOUT ?= 120
+
+.PHONY: book test lab student grade lint clean help
+
+help:
+	@echo "make book     build the book (executes every chapter) into _build/html"
+	@echo "make test     run every test: lint, strict book build, unit tests, lab notebooks"
+	@echo "make lab      open JupyterLab on labs/"
+	@echo "make student  build student notebooks + autograder zips into dist/"
+	@echo "make grade SUBMISSIONS=folder [LAB=name]  grade a folder of notebooks into a CSV"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.stamp-book: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[book]"
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@ $(VENV)/.stamp-book $(VENV)/.stamp-lab
+
+$(VENV)/.stamp-lab: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[lab]"
+	touch $@
+
+book: $(VENV)/.stamp-book
+	$(BIN)/jupyter-book build .
+	@echo
+	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+
+test: $(VENV)/.stamp-test
+	$(BIN)/ruff check .
+	$(BIN)/jupyter-book build --all -W -n --keep-going .
+	$(BIN)/python -m pytest tests labs --nbval-lax --ignore=labs/student -p no:cacheprovider
+
+lab: $(VENV)/.stamp-lab
+	$(BIN)/jupyter lab labs/
+
+student: $(VENV)/.stamp-lab
+	$(BIN)/odtlab student
+
+grade: $(VENV)/.stamp-lab
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=folder [LAB=lab00_welcome]"; exit 2)
+	$(BIN)/odtlab grade "$(SUBMISSIONS)" $(if $(LAB),--lab $(LAB)) --cell-timeout $(CELL_TIMEOUT)
+
+lint: $(VENV)/.stamp-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf _build dist .pytest_cache

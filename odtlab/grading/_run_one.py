@@ -1,0 +1,117 @@
+"""Grade one submission with ``otter run``, with a time limit on every cell.
+
+This is the worker that :func:`odtlab.grading.autograde.grade_submission` starts
+in a fresh process. ``otter run`` executes the notebook with nbconvert's
+``ExecutePreprocessor``, which by default waits forever for a cell; a student's
+infinite loop would then hang the whole grading run. Here the preprocessor is
+replaced by a subclass that interrupts a cell after ``--cell-timeout`` seconds
+and records a clear error in that cell, so grading goes on with the next cell
+and the question that owns the looping cell simply scores what its tests give.
+
+Usage (normally through ``odtlab grade``)::
+
+    python -m odtlab.grading._run_one AUTOGRADER_ZIP SUBMISSION.ipynb OUT.json --cell-timeout 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_CHECK_RE = re.compile(r"grader\.check\(\s*[\"']([^\"']+)[\"']\s*\)")
+
+
+def _install_cell_timeout(seconds: int) -> None:
+    import nbconvert.preprocessors as preprocessors
+    from traitlets import Bool, Dict, Integer
+
+    base = preprocessors.ExecutePreprocessor
+
+    class TimedExecutePreprocessor(base):  # type: ignore[misc, valid-type]
+        timeout = Integer(seconds, allow_none=True).tag(config=True)
+        interrupt_on_timeout = Bool(True).tag(config=True)
+        error_on_timeout = Dict(
+            {
+                "ename": "CellTimeout",
+                "evalue": f"the cell ran for more than {seconds} s and was stopped",
+                "traceback": [f"CellTimeout: the cell ran for more than {seconds} s and was stopped"],
+            }
+        ).tag(config=True)
+
+    preprocessors.ExecutePreprocessor = TimedExecutePreprocessor
+
+
+def _cell_problems(notebook: Any, cell_timeout: int) -> dict[str, list[str]]:
+    """Errors in the executed notebook, keyed by the question whose check follows them.
+
+    A cell stopped by the time limit shows as a ``KeyboardInterrupt`` (that is
+    how the kernel is interrupted); it is reported as a ``CellTimeout``.
+    """
+    problems: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for cell in notebook.cells if notebook is not None else []:
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", ""))
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error":
+                continue
+            if out.get("ename") == "KeyboardInterrupt":
+                pending.append(
+                    f"CellTimeout: a cell ran for more than {cell_timeout} s and was stopped"
+                )
+            else:
+                pending.append(f"{out.get('ename')}: {out.get('evalue')}".strip())
+        match = _CHECK_RE.search(source)
+        if match and pending:
+            problems.setdefault(match.group(1), []).extend(pending)
+            pending = []
+    if pending:
+        problems.setdefault("(after the last question)", []).extend(pending)
+    return problems
+
+
+def grade(autograder: str, submission: str, cell_timeout: int) -> dict[str, Any]:
+    """Grade ``submission``; return per-question scores and the problems found."""
+    _install_cell_timeout(cell_timeout)
+    from otter.run import main as otter_run
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()) as log:
+        results = otter_run(submission, autograder=autograder, output_dir=tmp, no_logo=True)
+    questions = {}
+    for name, test_file in sorted(results.results.items()):
+        failed = [tc.message for tc in getattr(test_file, "test_case_results", []) if not tc.passed]
+        questions[name] = {
+            "score": float(test_file.score),
+            "possible": float(test_file.possible),
+            "failed_tests": [str(m).strip()[-500:] for m in failed],
+        }
+    error = results.catastrophic_error
+    return {
+        "questions": questions,
+        "cell_problems": _cell_problems(results.notebook, cell_timeout),
+        "error": None if error is None else f"{type(error).__name__}: {error}",
+        "log_tail": log.getvalue()[-2000:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("autograder")
+    parser.add_argument("submission")
+    parser.add_argument("output")
+    parser.add_argument("--cell-timeout", type=int, default=120)
+    args = parser.parse_args(argv)
+    result = grade(args.autograder, args.submission, args.cell_timeout)
+    Path(args.output).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""The built book: chapters executed, labs shown as student versions only.
+
+`make test` (and `make book`) build the HTML into ``_build/html`` before pytest
+runs; these tests read what was built.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def html() -> Path:
+    if not (HTML / "index.html").is_file():
+        pytest.fail("No built book in _build/html: run `make test` or `make book` first.")
+    return HTML
+
+
+def test_book_opens_on_the_course_and_links_chapter_zero(html):
+    index = (html / "index.html").read_text()
+    assert "chapters/intro.html" in index or "On-Device Training" in index
+    intro = (html / "chapters" / "intro.html").read_text()
+    assert "ch00_why_on_device.html" in intro
+
+
+def test_chapter_zero_was_executed_with_output_and_a_figure(html):
+    page = (html / "chapters" / "ch00_why_on_device.html").read_text()
+    # printed by the code cell that counts MobileNetV2's parameters
+    assert re.search(r"MobileNetV2: [\d,]+ parameters", page)
+    assert "3,504,872" in page  # glued into the prose from the same computation
+    assert re.search(r"<img[^>]+\.png", page), "the budget figure is missing"
+    assert "stm32f746" in page
+
+
+def test_lab_pages_show_the_student_version_without_solutions(html):
+    page = (html / "labs" / "student" / "lab00_welcome.html").read_text()
+    assert "linear_bytes" in page and "..." in page
+    assert "64 * 10 + 10" not in page
+    for built in html.rglob("*.html"):
+        text = built.read_text()
+        assert "BEGIN SOLUTION" not in text, built
+        assert "# HIDDEN" not in text, built
+
+
+def test_lab_pages_offer_a_colab_launch_button(html):
+    page = (html / "labs" / "student" / "lab00_welcome.html").read_text()
+    assert "colab.research.google.com/github/odtlab/odtlab/blob/main/labs/student/lab00_welcome.ipynb" in page
+
+
+def test_bibliography_resolves_citations(html):
+    page = (html / "chapters" / "ch00_why_on_device.html").read_text()
+    assert "Cai" in page and "bibliography.html" in page
