@@ -6,12 +6,18 @@ Method:
    weights) and mark the trainable parameters;
 2. run one step, ``loss_fn(model(x), y).backward(); optimizer.step()``,
    inside ``torch.profiler.profile(activities=[ProfilerActivity.CPU],
-   profile_memory=True)``;
+   profile_memory=True)``; by default this is the *second* step (the
+   steady state of training: the optimizer state made by a first, unprofiled
+   step is resident, and ``zero_grad(set_to_none=True)`` freed the gradients);
 3. every allocation and free of PyTorch's CPU allocator is an event with a
    signed size; sorted by time, their running sum is the memory allocated
    *since the profiler started*, and its maximum is the extra peak;
 4. add what was already resident when the profiler started: the weights,
-   the buffers and the batch (each storage once).
+   the buffers, the batch and, in the steady state, the optimizer state
+   (each storage once).
+
+The profiler's C++ side prints start/stop lines on the process's standard
+error; they are silenced while it runs (file descriptor 2 is redirected).
 
 So ``peak = resident at start + max over time of the cumulative sum of
 allocation deltas``. This sees every tensor PyTorch allocates, kernel
@@ -21,8 +27,11 @@ behind PyTorch's back.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -67,6 +76,20 @@ def _peak_of(prof: profile) -> int:
     return peak
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (the profiler's C++ start/stop lines) while inside."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _resident(tensors: Iterable[torch.Tensor]) -> int:
     seen: dict[int, int] = {}
     for t in tensors:
@@ -89,12 +112,16 @@ def profiled_training_peak(
     loss_fn: LossFn | None = None,
     optimizer: OptimizerSpec = "sgd",
     trainable: TrainableSpec = None,
+    *,
+    steady_state: bool = True,
 ) -> int:
     """Peak bytes of one real CPU training step, measured with ``torch.profiler``.
 
-    The step runs on a deep copy of ``model``, in train mode, with a fresh
-    optimizer (so its state is created inside the step, as in the first
-    step of training); the gradients start empty.
+    The step runs on a deep copy of ``model``, in train mode. With
+    ``steady_state=True`` (default) a first step runs unprofiled, the
+    gradients are set to ``None``, and the second step is measured, its
+    optimizer state already resident; with ``False`` the measured step is the
+    first one, whose state is created inside ``optimizer.step()``.
 
     Returns
     -------
@@ -110,9 +137,16 @@ def profiled_training_peak(
         p.requires_grad_(chosen[name])
         p.grad = None
     opt = make_optimizer(optimizer, [p for n, p in net.named_parameters() if chosen[n]])
-    start = _resident([*net.parameters(), *net.buffers(), inputs, targets])
     with forked_rng(torch.device("cpu")):
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        if steady_state:
+            loss(net(inputs), targets).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        state = [t for s in opt.state.values() for t in s.values() if torch.is_tensor(t)]
+        start = _resident([*net.parameters(), *net.buffers(), inputs, targets, *state])
+        with _quiet_stderr(), profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True
+        ) as prof:
             loss(net(inputs), targets).backward()
             opt.step()
     return start + _peak_of(prof)
@@ -125,6 +159,8 @@ def profiled_inference_peak(model: nn.Module, inputs: Any) -> int:
     """
     net = _cpu_copy(model).eval()
     start = _resident([*net.parameters(), *net.buffers(), inputs])
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), torch.no_grad(), profile(
+        activities=[ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
         net(inputs)
     return start + _peak_of(prof)

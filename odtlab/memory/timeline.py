@@ -12,7 +12,9 @@ step, split in categories:
 ``gradients``    parameter gradients, appearing layer by layer in reverse
                  order during backward (autograd hands the buffer it computed
                  to ``.grad``, no copy);
-``optimizer``    optimizer state, created by the first ``step()``;
+``optimizer``    optimizer state: resident from the start in the *steady state*
+                 (every step after the first, the default), created by
+                 ``step()`` in the very first step;
 ``transient``    everything else that is briefly alive: a layer's output
                  until its last reader has run (if nobody saved it), the
                  gradient flowing backwards between layers (it is freed once
@@ -35,7 +37,10 @@ Rules of the replay:
   gradient tensor); every other layer allocates a gradient for each input
   that requires grad; a second gradient for the same tensor (a residual
   branch) is summed in place;
-* optimizer: the state appears at the first ``step()``; Adam and AdamW (the
+* optimizer: in the steady state the state is alive for the whole step (a
+  device trains for many steps, and the state persists between them, while
+  ``zero_grad(set_to_none=True)`` frees the gradients before the next
+  forward); for the first step it appears at ``step()``. Adam and AdamW (the
   single-tensor CPU implementation) also make two parameter-sized
   temporaries for the largest parameter (``exp_avg_sq.sqrt()`` and its
   quotient).
@@ -192,6 +197,7 @@ def simulate_training_step(
     forward_scratch: Callable[[Step], int] = lambda s: 0,
     backward_scratch: Callable[[Step], int] = lambda s: 0,
     batch_bytes: int | None = None,
+    steady_state: bool = True,
 ) -> Timeline:
     """Replay forward, backward and one optimizer step; return the timeline.
 
@@ -217,6 +223,10 @@ def simulate_training_step(
         :mod:`odtlab.memory.workspace`); none by default.
     batch_bytes : int, optional
         Bytes of the batch; by default the storages of inputs and targets.
+    steady_state : bool
+        Replay a step after the first one (default): the optimizer state is
+        already resident when the forward pass starts. With ``False``, the
+        very first step, whose state is created by ``optimizer.step()``.
     """
     saved = list(saved)
     saved_bytes = {key: nbytes for key, nbytes, _ in saved}
@@ -236,8 +246,11 @@ def simulate_training_step(
     if batch_bytes is None:
         batch_bytes = sum(batch.values())
     timeline = Timeline()
-    mem = _Memory(timeline, {"weights": weights, "batch": batch_bytes})
-    mem.record("start", "weights and batch")
+    resident = {"weights": weights, "batch": batch_bytes}
+    if steady_state:
+        resident["optimizer"] = optimizer_state
+    mem = _Memory(timeline, resident)
+    mem.record("start", "weights, batch" + (" and optimizer state" if steady_state else ""))
     version, last_read = _versions(trace)
     dies_after = _deaths(last_read, trace.output_keys - {trace.loss_key})
     fresh = itertools.count()
@@ -323,7 +336,8 @@ def simulate_training_step(
     mem.record("backward", "end of backward")
 
     # ---- optimizer step: state appears at the first step, plus short-lived temporaries
-    mem.add("optimizer state", optimizer_state, "optimizer")
+    if not steady_state:
+        mem.add("optimizer state", optimizer_state, "optimizer")
     mem.add("optimizer temporaries", optimizer_workspace, "transient")
     mem.record("optimizer", "optimizer.step()")
     mem.free("optimizer temporaries")

@@ -142,7 +142,7 @@ def plot_point(point: ExplorerPoint, ax: Any = None) -> Any:
     left = 0.0
     colors = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
     mib = 2**20
-    for name, color in zip(_CATEGORIES, colors):
+    for name, color in zip(_CATEGORIES, colors, strict=True):
         value = point.totals[name] / mib
         ax.barh([0], [value], left=left, color=color, label=name)
         left += value
