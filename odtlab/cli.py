@@ -2,6 +2,11 @@
 
 Subcommands
 -----------
+``odtlab devices``
+    List the device presets and their training budgets.
+``odtlab fit --model mobilenetv2 --resolution 224 --batch 8 --device rpi4``
+    Measure the memory of one training step (on the ``meta`` device, nothing
+    is allocated) and say whether it fits the device; exit code 1 if not.
 ``odtlab student``
     Build the student version, public tests and autograder zip of every lab
     (what ``make student`` runs).
@@ -19,6 +24,59 @@ from collections.abc import Callable, Sequence
 from odtlab.errors import OdtlabError
 
 __all__ = ["main", "build_parser"]
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from odtlab import devices
+
+    if args.name:
+        print(devices.get(args.name).summary())
+        return 0
+    print(f"{'name':16s} {'kind':9s} {'training memory':>16s} {'fp32 GMAC/s':>12s} {'int8 GMAC/s':>12s}")
+    for name in devices.available():
+        d = devices.get(name)
+        print(
+            f"{name:16s} {d.kind:9s} {devices.format_bytes(d.training_memory_bytes):>16s} "
+            f"{d.macs_per_second['fp32'] / 1e9:12.3g} {d.macs_per_second['int8'] / 1e9:12.3g}"
+        )
+    print("\nDetails: odtlab devices NAME")
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from odtlab import devices, memory, models
+    from odtlab.errors import DoesNotFit
+
+    profile = devices.get(args.device)  # unknown names fail here, listing the known ones
+    model_kwargs = {} if args.classes is None else {"num_classes": args.classes}
+    if args.width is not None:
+        model_kwargs["width_mult"] = args.width
+    net = models.build(args.model, device="meta", **model_kwargs)
+    batch = models.example_batch(
+        args.model, args.batch, resolution=args.resolution, device="meta", **model_kwargs
+    )
+    report = memory.profile_training(
+        net, batch, optimizer=args.optimizer, accounting=args.accounting
+    )
+    print(report if args.layers else _summary(report))
+    try:
+        verdict = devices.check_fit(report, profile)
+    except DoesNotFit as exc:
+        print(f"\nDOES NOT FIT {profile.name}:\n{exc}")
+        return 1
+    print(f"\n{verdict}")
+    return 0
+
+
+def _summary(report) -> str:
+    from odtlab.devices import format_bytes
+
+    lines = [f"Training memory of one step ({report.accounting} accounting, {report.optimizer})"]
+    for key in ("weights", "gradients", "optimizer", "activations", "peak"):
+        lines.append(f"  {key:12s} {format_bytes(report.totals[key]):>12s}")
+    lines.append(f"  {'inference':12s} {format_bytes(report.inference_peak):>12s}  (peak, no_grad)")
+    lines.append(f"  training / inference = {report.ratio:.1f}x   (per-layer table: --layers)")
+    return "\n".join(lines)
 
 
 def _cmd_student(args: argparse.Namespace) -> int:
@@ -57,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    p = sub.add_parser("devices", help="list the device presets (or show one)")
+    p.add_argument("name", nargs="?", help="a device name for its full profile")
+    p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("fit", help="does one training step fit a device? (memory report + verdict)")
+    p.add_argument("--model", default="mobilenetv2", help="zoo model (default: mobilenetv2)")
+    p.add_argument("--resolution", type=int, default=None, help="input size in pixels")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default: 8)")
+    p.add_argument("--width", type=float, default=None, help="width multiplier (mobilenetv2)")
+    p.add_argument("--classes", type=int, default=None, help="number of classes")
+    p.add_argument("--optimizer", default="sgd", help="sgd, momentum, adam or adamw")
+    p.add_argument("--accounting", default="pytorch", choices=["pytorch", "engine"])
+    p.add_argument("--device", default="rpi4", help="device name (see `odtlab devices`)")
+    p.add_argument("--layers", action="store_true", help="print the per-layer table")
+    p.set_defaults(func=_cmd_fit)
+
     p = sub.add_parser("student", help="build student notebooks and autograder zips of the labs")
     p.add_argument("--labs", default="labs", help="folder of master notebooks (default: labs)")
     p.add_argument("--dist", default="dist", help="output folder (default: dist)")
@@ -80,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except OdtlabError as exc:
+    except (OdtlabError, ValueError, TypeError) as exc:
+        # bad input (an unknown name, an argument a model does not take): one clear line
         print(f"odtlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
