@@ -367,3 +367,14 @@ def test_init_weights_refuses_unknown_layers() -> None:
 
     with pytest.raises(TypeError, match="gain"):
         models.init_weights(nn.Sequential(nn.Linear(3, 3), Scale()))
+
+
+def test_resnet50_matches_the_reference_count_and_the_memory_model():
+    from odtlab import memory
+
+    assert models.count_parameters(models.resnet50(device="meta")) == 25_557_032
+    assert "resnet50" not in models.available()  # a yardstick, not an on-device zoo model
+    net = models.resnet50(num_classes=10)
+    batch = (torch.randn(2, 3, 64, 64), torch.tensor([1, 7]))
+    measured = memory.saved_activation_bytes(net, batch)
+    assert measured == memory.analytic_saved_tensors(net, batch).total_bytes
