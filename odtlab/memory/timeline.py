@@ -46,17 +46,17 @@ Rules of the replay:
   quotient).
 
 **Measured error.** Against ``torch.profiler`` (CPU, ``profile_memory=True``,
-one real training step, see :mod:`odtlab.memory.profiler`), torch 2.13 on 2
-CPU threads, every zoo model at small sizes (batch 2, as in
-``benchmarks/memory_fidelity.py``), SGD and Adam, full and head-only
-training: the predicted training peak is within 0.5 % for the MLP, the CNN
-and MobileNetV2, within 2.5 % for the transformer (small ``matmul``
-internals), and 1.7 % to 7.5 % low for MCUNet (oneDNN's backward of its 7x7
-depthwise convolutions allocates per-thread scratch that is not modelled;
-with Adam the optimizer step sets the full-training peak and the error is
-0.1 %); the inference peak is within 2.5 %. The tests hold every case within
-10 %. Thread count, oneDNN version and the channel padding of its blocked
-layouts move the kernel scratch, so expect a few percent more elsewhere.
+one real steady-state training step, see :mod:`odtlab.memory.profiler`),
+torch 2.13 on 2 CPU threads, every zoo model at small sizes (batch 2, as
+printed by ``benchmarks/memory_fidelity.py``), SGD and Adam, full and
+head-only training: the predicted training peak is within 0.5 % for the
+MLP, the CNN and MobileNetV2, within 1.5 % for the transformer (small
+``matmul`` internals), and 5 % to 7.5 % low for MCUNet (oneDNN's backward of
+its 7x7 depthwise convolutions allocates per-thread scratch that is not
+modelled); the inference peak is within 2.5 %. The tests hold every case
+within 10 %. Thread count, oneDNN version and the channel padding of its
+blocked layouts move the kernel scratch, so expect a few percent more
+elsewhere.
 """
 
 from __future__ import annotations
