@@ -33,6 +33,7 @@ from odtlab.models.initialization import init_weights
 from odtlab.models.mcunet import DEFAULT_MCUNET_BLOCKS, BlockSpec, MCUNetLike, mcunet
 from odtlab.models.mlp import mlp
 from odtlab.models.mobilenetv2 import MOBILENETV2_BLOCKS, MobileNetV2, mobilenetv2
+from odtlab.models.pretrained import available_pretrained, pretrained, pretrained_info
 from odtlab.models.resnet import Bottleneck, ResNet, resnet50
 from odtlab.models.transformer import Attention, TinyTransformer, TransformerBlock, tiny_transformer
 from odtlab.models.zoo import ZOO, available, build, count_parameters, example_batch
@@ -51,6 +52,9 @@ __all__ = [
     "mcunet",
     "tiny_transformer",
     "resnet50",
+    "pretrained",
+    "pretrained_info",
+    "available_pretrained",
     "ResNet",
     "Bottleneck",
     # building blocks and model classes

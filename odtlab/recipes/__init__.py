@@ -1,3 +1,103 @@
-"""odtlab.recipes."""
+"""odtlab.recipes: *how* we train, as small parts that compose.
 
-__all__: list[str] = []
+A :class:`Recipe` is a few :class:`RecipePart` objects, at most one of each kind:
+
+=================  ===========================================================
+kind               parts
+=================  ===========================================================
+trainable set      :class:`Full` (default), :class:`LastLayer`,
+                   :class:`BiasOnly`, :class:`Freeze`
+checkpointing      :class:`Checkpointing` (recompute the trunk in segments)
+micro-batch        :class:`MicroBatch` (gradient accumulation; BatchNorm
+                   ``"keep"``, ``"frozen"`` or ``"group"``)
+optimizer          :class:`SGD` (default, lr 0.05), :class:`Momentum`,
+                   :class:`Adam`, :class:`AdamW`
+batchnorm          :class:`BatchNormPolicy`
+activations        :class:`InPlaceActivations`
+=================  ===========================================================
+
+Examples
+--------
+>>> from odtlab import models
+>>> from odtlab.recipes import Recipe, BiasOnly, MicroBatch
+>>> recipe = Recipe(BiasOnly(), MicroBatch(4))
+>>> model = recipe.prepare(models.build("cnn"))
+>>> optimizer = recipe.make_optimizer(model.parameters())
+>>> x, y = models.example_batch("cnn", 8, resolution=16)
+>>> loss = recipe.train_step(model, x, y, None, optimizer)
+>>> report = recipe.memory_report(model, (x, y))
+>>> recipe.name, report.micro_batch_size
+('bias-only+mb(4)', 2)
+"""
+
+from odtlab.recipes.activations import InPlaceActivations, set_inplace
+from odtlab.recipes.base import KINDS, RecipePart
+from odtlab.recipes.checkpointing import (
+    CheckpointedSequential,
+    Checkpointing,
+    checkpoint_trunk,
+    find_trunk,
+    plan_segments,
+    remove_checkpointing,
+    segment_bounds,
+)
+from odtlab.recipes.memory import RecipeMemoryReport, SegmentMemory, recipe_memory_report
+from odtlab.recipes.microbatch import MicroBatch, accumulate_step, split_batch
+from odtlab.recipes.norm import (
+    BatchNormPolicy,
+    FrozenBatchNorm2d,
+    batchnorm_to_groupnorm,
+    freeze_batchnorm,
+    unfreeze_batchnorm,
+)
+from odtlab.recipes.optimizers import SGD, Adam, AdamW, Momentum, OptimizerPart
+from odtlab.recipes.presets import presets
+from odtlab.recipes.recipe import Recipe
+from odtlab.recipes.summary import LayerParameters, TrainableSummary, summarize
+from odtlab.recipes.trainable import BiasOnly, Freeze, Full, LastLayer, TrainablePart, find_head
+
+__all__ = [
+    "Recipe",
+    "RecipePart",
+    "KINDS",
+    "presets",
+    # trainable sets
+    "TrainablePart",
+    "Full",
+    "LastLayer",
+    "BiasOnly",
+    "Freeze",
+    "find_head",
+    # memory savers
+    "Checkpointing",
+    "CheckpointedSequential",
+    "MicroBatch",
+    "InPlaceActivations",
+    "BatchNormPolicy",
+    # optimizers
+    "OptimizerPart",
+    "SGD",
+    "Momentum",
+    "Adam",
+    "AdamW",
+    # reports
+    "RecipeMemoryReport",
+    "SegmentMemory",
+    "recipe_memory_report",
+    "TrainableSummary",
+    "LayerParameters",
+    "summarize",
+    # building blocks
+    "split_batch",
+    "accumulate_step",
+    "find_trunk",
+    "segment_bounds",
+    "plan_segments",
+    "checkpoint_trunk",
+    "remove_checkpointing",
+    "freeze_batchnorm",
+    "unfreeze_batchnorm",
+    "batchnorm_to_groupnorm",
+    "FrozenBatchNorm2d",
+    "set_inplace",
+]

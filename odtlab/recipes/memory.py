@@ -1,0 +1,249 @@
+"""The memory a recipe needs, measured: :func:`recipe_memory_report`.
+
+Method. A deep copy of the model is prepared with the recipe (``model``
+itself is never changed) and measured by
+:func:`odtlab.memory.profile_training` with the recipe's trainable set and
+its very optimizer, on the **first micro-batch** of the example batch (the
+largest chunk, ``ceil(B / n)`` examples). Two things need more than one
+call of ``profile_training``:
+
+**Micro-batches.** The timeline of the report is that of the *last*
+micro-batch, the most expensive one: the gradients of every trainable
+parameter, accumulated by the earlier micro-batches, are alive from its
+start, and in its backward each newly computed parameter gradient is a
+short-lived buffer before it is added into ``.grad``. The whole batch stays
+in memory (``train_step`` slices it), so the ``batch`` category holds the
+whole batch. ``totals["activations"]`` is one micro-batch's.
+
+**Checkpointing.** Non-reentrant checkpointing hides what it recomputes
+from the saved-tensor hooks the memory measurement uses; the report is
+assembled from two honest measurements, see :mod:`odtlab.recipes.recompute`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from odtlab.errors import InvalidRecipe, OdtlabError
+from odtlab.memory import (
+    LayerMemory,
+    Timeline,
+    TimelineEvent,
+    TrainingMemoryReport,
+    format_bytes,
+    profile_training,
+    training_flops,
+)
+from odtlab.recipes.checkpointing import checkpointed_trunk, checkpointing_disabled
+from odtlab.recipes.microbatch import LossFn, default_loss, explain_tiny_batch, split_batch
+from odtlab.recipes.recompute import SegmentMemory, probe_segments, with_recompute
+
+if TYPE_CHECKING:
+    from odtlab.recipes.recipe import Recipe
+
+__all__ = ["RecipeMemoryReport", "recipe_memory_report"]
+
+
+@dataclass
+class RecipeMemoryReport(TrainingMemoryReport):
+    """A :class:`~odtlab.memory.TrainingMemoryReport` for a recipe, with its details.
+
+    Attributes (besides the report's)
+    ---------------------------------
+    recipe : str
+        The recipe's name.
+    micro_batches : int
+        Number of micro-batches the batch is cut into (``min(n, B)``).
+    micro_batch_size : int
+        Examples in the largest micro-batch, the one measured.
+    segments : tuple of SegmentMemory
+        The checkpointed segments (empty without checkpointing).
+    """
+
+    recipe: str = ""
+    micro_batches: int = 1
+    micro_batch_size: int = 0
+    segments: tuple[SegmentMemory, ...] = ()
+
+    def __str__(self) -> str:
+        lines = [super().__str__(), "", f"recipe {self.recipe}"]
+        if self.micro_batches > 1:
+            lines.append(
+                f"micro-batches: {self.micro_batches} of at most {self.micro_batch_size} "
+                "examples; the timeline is the last one, with every accumulated gradient alive"
+            )
+        for s in self.segments:
+            lines.append(
+                f"segment {s.index} ({s.layers[0]} .. {s.layers[-1]}): keeps its input "
+                f"{format_bytes(s.kept_input_bytes)}, recomputes "
+                f"{format_bytes(s.recompute_bytes)} ({s.recompute_flops:.3e} FLOPs)"
+            )
+        return "\n".join(lines)
+
+
+def _map_events(timeline: Timeline, change: Callable[[TimelineEvent], TimelineEvent]) -> Timeline:
+    return Timeline([change(e) for e in timeline.events])
+
+
+def _accumulated(timeline: Timeline, gradients: int, extra_batch: int, chunks: int) -> Timeline:
+    """The last micro-batch: every gradient alive, new parameter gradients briefly extra."""
+    previous = [0]
+
+    def change(e: TimelineEvent) -> TimelineEvent:
+        live = dict(e.live)
+        live["batch"] += extra_batch
+        if chunks > 1 and e.phase != "optimizer":
+            grown = max(0, e.live["gradients"] - previous[0])
+            previous[0] = e.live["gradients"]
+            if e.phase == "backward":
+                live["transient"] += grown  # computed, then added into .grad and freed
+            live["gradients"] = gradients
+        return TimelineEvent(e.index, e.phase, e.label, live)
+
+    return _map_events(timeline, change)
+
+
+def _nbytes(x: Any) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.numel() * x.element_size()
+    return sum(_nbytes(t) for t in x)
+
+
+def _own(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.clone()
+    return type(x)(_own(t) for t in x)
+
+
+def recipe_memory_report(
+    recipe: Recipe,
+    model: nn.Module,
+    example_batch: tuple[Any, torch.Tensor],
+    loss_fn: LossFn | None = None,
+    *,
+    accounting: str = "pytorch",
+) -> RecipeMemoryReport:
+    """Measure the memory of one training step of ``recipe`` (see the module docstring).
+
+    Parameters
+    ----------
+    recipe : Recipe
+    model : nn.Module
+        Not changed: a deep copy is prepared and measured.
+    example_batch : (inputs, targets)
+        The *whole* batch; the recipe's micro-batches are cut from it.
+    loss_fn : callable or None
+        Mean loss ``loss_fn(outputs, targets)``; ``None`` is cross-entropy.
+    accounting : {"pytorch", "engine"}
+        As in :func:`odtlab.memory.profile_training`; ``"engine"`` cannot be
+        combined with checkpointing.
+
+    Returns
+    -------
+    RecipeMemoryReport
+        ``totals`` in bytes: ``"activations"`` of one micro-batch (with
+        checkpointing: what stays alive between forward and backward),
+        ``"peak"`` over forward, recompute, backward and optimizer step.
+
+    Examples
+    --------
+    >>> from odtlab import models
+    >>> from odtlab.recipes import Recipe, LastLayer, Full
+    >>> batch = models.example_batch("cnn", 8, resolution=16)
+    >>> full = Recipe(Full()).memory_report(models.build("cnn"), batch)
+    >>> head = Recipe(LastLayer()).memory_report(models.build("cnn"), batch)
+    >>> head.totals["activations"] < full.totals["activations"] / 10
+    True
+    """
+    if not isinstance(example_batch, (tuple, list)) or len(example_batch) != 2:
+        raise InvalidRecipe(
+            "example_batch must be a pair (inputs, targets), e.g. "
+            "odtlab.models.example_batch('cnn', 8)"
+        )
+    inputs, targets = example_batch
+    chunks = split_batch(inputs, targets, recipe.micro_batches)
+    first_x, first_y, _ = chunks[0]
+    chunk = (_own(first_x), first_y.clone())
+    net = recipe.prepare(copy.deepcopy(model))
+    try:
+        return _measure(
+            recipe, model, net, inputs, targets, chunk, len(chunks), loss_fn, accounting
+        )
+    except OdtlabError as err:
+        better = explain_tiny_batch(err, int(first_y.shape[0]))
+        if better is None:
+            raise
+        raise better from err
+
+
+def _measure(
+    recipe: Recipe,
+    model: nn.Module,
+    net: nn.Module,
+    inputs: Any,
+    targets: torch.Tensor,
+    chunk: tuple[Any, torch.Tensor],
+    chunks: int,
+    loss_fn: LossFn | None,
+    accounting: str,
+) -> RecipeMemoryReport:
+    """Measure the prepared copy ``net`` on its first micro-batch ``chunk``."""
+
+    def optimizer(params: Any) -> torch.optim.Optimizer:
+        return recipe.optimizer_part.build(params, foreach=False)
+
+    found = checkpointed_trunk(net)
+    segments: list[SegmentMemory] = []
+    if found is None:
+        report = profile_training(net, chunk, loss_fn, optimizer, None, accounting=accounting)
+        timeline, layers, flops = report.timeline, report.layers, report.flops
+    else:
+        if accounting != "pytorch":
+            raise InvalidRecipe(
+                f"accounting={accounting!r} does not model checkpointing; measure recipe "
+                f"{recipe.name!r} with accounting='pytorch'"
+            )
+        trunk_name, trunk = found
+        report = profile_training(net, chunk, loss_fn, optimizer, None, flops=False)
+        segments = probe_segments(net, trunk_name, trunk, chunk, loss_fn or default_loss)
+        label = trunk_name or "(model)"
+        shape = tuple(chunk[0].shape) if isinstance(chunk[0], torch.Tensor) else None
+        timeline = with_recompute(report.timeline, segments, report, label, shape)
+        kept = report.saved.by_module().get(label, 0) + sum(s.rng_state_bytes for s in segments)
+        trunk_record = LayerMemory(label, "CheckpointedSequential", 0, 0, 0, kept, False)
+        layers = [*report.layers, trunk_record]
+        with checkpointing_disabled(net):
+            flops = training_flops(net, chunk, loss_fn, None)
+        recompute = sum(s.recompute_flops for s in segments)
+        flops = {**flops, "recompute": recompute, "total": flops["total"] + recompute}
+    full_batch = _nbytes(inputs) + _nbytes(targets)
+    timeline = _accumulated(
+        timeline, report.totals["gradients"], full_batch - report.batch_bytes, chunks
+    )
+    values = {f.name: getattr(report, f.name) for f in fields(TrainingMemoryReport)}
+    rng = sum(s.rng_state_bytes for s in segments)
+    values.update(
+        totals={
+            **report.totals,
+            "activations": report.totals["activations"] + rng,
+            "peak": int(timeline.peak),
+        },
+        timeline=timeline,
+        layers=layers,
+        flops=flops,
+        batch_bytes=full_batch,
+        label=f"{type(model).__name__} with {recipe.name}",
+    )
+    return RecipeMemoryReport(
+        **values,
+        recipe=recipe.name,
+        micro_batches=chunks,
+        micro_batch_size=int(chunk[1].shape[0]),
+        segments=tuple(segments),
+    )
