@@ -96,7 +96,8 @@ class Comparison:
 
     def table(self) -> str:
         """The rows as an aligned text table (KiB/MiB, s, J)."""
-        head = (f"{'recipe':<24} {'accuracy':>9} {'peak':>10} {'activations':>12} "
+        width = max([len("recipe"), *(len(r["recipe"]) for r in self.rows)])
+        head = (f"{'recipe':<{width}} {'accuracy':>9} {'peak':>10} {'activations':>12} "
                 f"{'time':>10} {'energy':>10}  fits?")  # fmt: skip
         lines = [head, "-" * len(head)]
         for r in self.rows:
@@ -105,7 +106,7 @@ class Comparison:
             if r["fits"] is False and r["trained"]:
                 fits += " (trained anyway)"
             lines.append(
-                f"{r['recipe'][:24]:<24} {acc:>9} {devices.format_bytes(r['peak_bytes']):>10} "
+                f"{r['recipe']:<{width}} {acc:>9} {devices.format_bytes(r['peak_bytes']):>10} "
                 f"{devices.format_bytes(r['activations_bytes']):>12} "
                 f"{_fmt(r['sim_time_s'], devices.format_seconds):>10} "
                 f"{_fmt(r['sim_energy_j'], devices.format_joules):>10}  {fits}"
