@@ -41,6 +41,13 @@ from odtlab.recipes.checkpointing import (
     remove_checkpointing,
     segment_bounds,
 )
+from odtlab.recipes.lite_residual import (
+    InvertedResidualWithLite,
+    LiteResidual,
+    add_lite_residuals,
+    lite_residuals,
+    remove_lite_residuals,
+)
 from odtlab.recipes.memory import RecipeMemoryReport, SegmentMemory, recipe_memory_report
 from odtlab.recipes.microbatch import MicroBatch, accumulate_step, split_batch
 from odtlab.recipes.norm import (
@@ -54,9 +61,18 @@ from odtlab.recipes.optimizers import SGD, Adam, AdamW, Momentum, OptimizerPart
 from odtlab.recipes.presets import presets
 from odtlab.recipes.recipe import Recipe
 from odtlab.recipes.summary import LayerParameters, TrainableSummary, summarize
+from odtlab.recipes.tinytl import NormOnly, TinyTL, tinytl_methods
 from odtlab.recipes.trainable import BiasOnly, Freeze, Full, LastLayer, TrainablePart, find_head
 
 __all__ = [
+    "TinyTL",
+    "NormOnly",
+    "tinytl_methods",
+    "LiteResidual",
+    "InvertedResidualWithLite",
+    "add_lite_residuals",
+    "remove_lite_residuals",
+    "lite_residuals",
     "Recipe",
     "RecipePart",
     "KINDS",

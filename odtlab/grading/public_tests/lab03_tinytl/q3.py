@@ -1,0 +1,12 @@
+OK_FORMAT = True
+
+test = {   'name': 'q3',
+    'points': 3,
+    'suites': [   {   'cases': [   {'code': ">>> assert best_method in methods, f'use one of {list(methods)}'\n", 'hidden': False, 'locked': False},
+                                   {   'code': ">>> assert [r for r in rows if r['method'] == best_method][0]['engine_peak'] <= BUDGET, 'that method does not fit the budget'\n",
+                                       'hidden': False,
+                                       'locked': False}],
+                      'scored': True,
+                      'setup': '',
+                      'teardown': '',
+                      'type': 'doctest'}]}
