@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
 from odtlab import memory, models
-from odtlab.memory.profiler import allocation_deltas
 from odtlab.recipes import (
     SGD,
     Adam,
@@ -25,28 +21,13 @@ from odtlab.recipes import (
     Recipe,
     RecipeMemoryReport,
 )
+from odtlab.recipes.memory import profiled_recipe_peak
 
 MBV2 = {"width_mult": 0.35, "num_classes": 10}
 RNG = torch.get_rng_state().numel()  # the CPU generator state a checkpoint keeps: 5056 bytes
 
 
-def real_peak(recipe: Recipe, model: nn.Module, batch: tuple) -> int:
-    """Peak bytes of a real train_step (the second one: optimizer state exists), from torch.profiler."""
-    net = recipe.prepare(copy.deepcopy(model)).train()
-    opt = recipe.make_optimizer(net.parameters())
-    recipe.train_step(net, *batch, None, opt)
-    opt.zero_grad(set_to_none=True)
-    state = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
-    resident = {}
-    for t in (*net.parameters(), *net.buffers(), *batch, *state):
-        resident[t.untyped_storage()._cdata] = t.untyped_storage().nbytes()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        recipe.train_step(net, *batch, None, opt)
-    running = peak = 0
-    for _, delta in allocation_deltas(prof):
-        running += delta
-        peak = max(peak, running)
-    return sum(resident.values()) + peak
+real_peak = profiled_recipe_peak  # the library's check, shared with the tests
 
 
 class Tiny(nn.Module):

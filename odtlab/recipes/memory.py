@@ -47,7 +47,7 @@ from odtlab.recipes.recompute import SegmentMemory, probe_segments, with_recompu
 if TYPE_CHECKING:
     from odtlab.recipes.recipe import Recipe
 
-__all__ = ["RecipeMemoryReport", "recipe_memory_report"]
+__all__ = ["RecipeMemoryReport", "recipe_memory_report", "profiled_recipe_peak"]
 
 
 @dataclass
@@ -247,3 +247,34 @@ def _measure(
         micro_batch_size=int(chunk[1].shape[0]),
         segments=tuple(segments),
     )
+
+
+def profiled_recipe_peak(recipe: Recipe, model: nn.Module, batch: tuple[Any, Any]) -> int:
+    """Real peak bytes of a recipe's steady-state ``train_step``, from ``torch.profiler`` (CPU).
+
+    The check that :meth:`Recipe.memory_report` is held against: on a deep
+    copy of ``model``, one unprofiled ``train_step`` creates the optimizer
+    state, the gradients are set to ``None``, and the second step runs under
+    ``torch.profiler`` with ``profile_memory=True``. The result is what was
+    resident (weights, buffers, batch, optimizer state, each storage once)
+    plus the largest running sum of allocations during the step.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    from odtlab.memory.profiler import _quiet_stderr, allocation_deltas
+
+    net = recipe.prepare(copy.deepcopy(model)).train()
+    opt = recipe.make_optimizer(net.parameters())
+    recipe.train_step(net, *batch, None, opt)
+    opt.zero_grad(set_to_none=True)
+    state = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    resident = {}
+    for t in (*net.parameters(), *net.buffers(), *batch, *state):
+        resident[t.untyped_storage()._cdata] = t.untyped_storage().nbytes()
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        recipe.train_step(net, *batch, None, opt)
+    running = peak = 0
+    for _, delta in allocation_deltas(prof):
+        running += delta
+        peak = max(peak, running)
+    return sum(resident.values()) + peak
