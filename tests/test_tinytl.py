@@ -327,3 +327,14 @@ def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"odtlab.recipes.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_describe_counts_the_lite_residuals_without_changing_the_model():
+    from odtlab.recipes import Recipe, TinyTL, lite_residuals
+
+    net = models.mobilenetv2(width_mult=0.35, num_classes=10)
+    summary = Recipe(TinyTL()).describe(net)
+    assert lite_residuals(net) == []  # describe() works on a copy
+    prepared = Recipe(TinyTL()).prepare(net)
+    assert summary.trainable_params == sum(p.numel() for p in prepared.parameters() if p.requires_grad)
+    assert len(lite_residuals(prepared)) == 17

@@ -166,7 +166,10 @@ class Recipe:
         """
         if not isinstance(model, nn.Module):
             raise InvalidRecipe(f"prepare() needs a torch.nn.Module; got {type(model).__name__}")
-        rule = self.trainable_part.rule(model)  # check everything before changing anything
+        # A trainable part may add modules first (TinyTL's lite residuals); it raises
+        # before changing anything when the model does not qualify.
+        self.trainable_part.apply(model)
+        rule = self.trainable_part.rule(model)  # check the rest before changing anything
         flags = {name: bool(rule(name, p)) for name, p in model.named_parameters()}
         if not any(flags.values()):
             raise InvalidRecipe(
@@ -266,9 +269,13 @@ class Recipe:
 
         Returns a :class:`~odtlab.recipes.summary.TrainableSummary`; print it.
         """
+        import copy
+
         from odtlab.recipes.summary import summarize
 
-        return summarize(self, model)
+        net = copy.deepcopy(model)
+        self.trainable_part.apply(net)  # count what prepare() would add, on a copy
+        return summarize(self, net)
 
     # ---- printing ------------------------------------------------------------------------------
     def __repr__(self) -> str:

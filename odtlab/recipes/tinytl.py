@@ -155,12 +155,9 @@ class TinyTL(TrainablePart):
     def rule(self, model: nn.Module | None) -> Rule:
         """The trainable rule for ``model`` (``None``: the zoo's naming).
 
-        For a model, the lite residuals are attached first (Recipe.prepare
-        asks the trainable part for its rule before anything else, and does
-        not call its ``apply``), so ``recipe.describe(model)`` attaches them too.
+        :meth:`Recipe.prepare` calls :meth:`apply` (which attaches the lite
+        residuals) before asking for this rule.
         """
-        if model is not None:
-            self.apply(model)
         head = find_head(model)
         is_bias = BiasOnly(include_classifier=False).rule(model)
         lite, bias = self.lite_residual, self.bias
