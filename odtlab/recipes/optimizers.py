@@ -18,6 +18,7 @@ optimizer (see :func:`odtlab.memory.measure_optimizer_state`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,18 +31,18 @@ from odtlab.recipes.base import RecipePart, check_positive_float
 __all__ = ["OptimizerPart", "SGD", "Momentum", "Adam", "AdamW"]
 
 
-class OptimizerPart(RecipePart):
+class OptimizerPart(RecipePart, ABC):
     """Base of the optimizer parts: :meth:`build` makes the ``torch.optim`` optimizer."""
 
     kind: ClassVar[str] = "optimizer"
 
+    @abstractmethod
     def build(self, params: Iterable[Any], *, foreach: bool | None = None) -> torch.optim.Optimizer:
         """Build the optimizer on ``params`` (tensors or param-group dicts).
 
         ``foreach=False`` asks for the single-tensor implementation, the one
         the memory timeline models (and PyTorch's CPU default).
         """
-        raise NotImplementedError
 
 
 def _check_betas(part: str, betas: tuple[float, float]) -> None:

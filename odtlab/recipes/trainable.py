@@ -35,6 +35,7 @@ the last ``nn.Linear`` registered in the model.
 from __future__ import annotations
 
 import difflib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -85,14 +86,14 @@ def find_head(model: nn.Module | None) -> str:
     return linears[-1]
 
 
-class TrainablePart(RecipePart):
+class TrainablePart(RecipePart, ABC):
     """Base of the parts that choose the trainable parameters."""
 
     kind: ClassVar[str] = "trainable"
 
+    @abstractmethod
     def rule(self, model: nn.Module | None) -> Rule:
         """The rule ``(name, param) -> bool`` for ``model`` (``None``: zoo naming)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
