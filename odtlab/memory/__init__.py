@@ -75,6 +75,7 @@ from odtlab.memory.analytic import analytic_saved_tensors, predict_saved_tensors
 from odtlab.memory.compare import AccountingComparison, compare_accountings
 from odtlab.memory.engine import engine_saved_tensors, index_bytes, mask_bytes
 from odtlab.memory.errors import AnalyticUnsupported, MemoryArgumentError
+from odtlab.memory.extend import engine_fresh, engine_int8, engine_mask, register_layer
 from odtlab.memory.flops import training_flops
 from odtlab.memory.optimizer_state import OptimizerState, measure_optimizer_state
 from odtlab.memory.profiler import profiled_inference_peak, profiled_training_peak
@@ -111,4 +112,8 @@ __all__ = [
     "index_bytes",
     "MemoryArgumentError",
     "AnalyticUnsupported",
+    "register_layer",
+    "engine_int8",
+    "engine_mask",
+    "engine_fresh",
 ]

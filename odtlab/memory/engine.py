@@ -60,7 +60,9 @@ from odtlab.memory.records import SavedTensor, Step, Trace
 from odtlab.memory.registry import NO_SAVE_FUNCTIONS
 from odtlab.memory.saved import SavedActivations
 
-__all__ = ["engine_saved_tensors", "engine_weight_bytes", "index_bytes", "mask_bytes"]
+__all__ = [
+    "engine_saved_tensors", "engine_weight_bytes", "index_bytes", "mask_bytes", "ENGINE_RULES", "Item"
+]  # fmt: skip
 
 
 def mask_bytes(numel: int) -> int:
@@ -108,10 +110,16 @@ _INPUT_ACTS = (nn.GELU, nn.SiLU, nn.Hardswish)
 _OUTPUT_ACTS = (nn.Sigmoid, nn.Tanh, nn.Softmax, nn.LogSoftmax)
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
+#: Rules of layer classes added by :func:`odtlab.memory.extend.register_layer`.
+ENGINE_RULES: dict[type, Callable[[Any], list[Item]]] = {}
+
 
 def _module_items(call: Any) -> list[Item]:
     m, x, out = call.target, _first(call), call.output
     weight, bias = call.params.get("weight"), call.params.get("bias")
+    for cls in type(m).__mro__:  # registered classes first: they may subclass nn.Conv2d
+        if cls in ENGINE_RULES:
+            return ENGINE_RULES[cls](call)
     if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
         return [_int8("input (8-bit)", x)] if _rg(weight) else []
     if isinstance(m, _RELU_TYPES):
