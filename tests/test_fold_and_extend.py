@@ -70,3 +70,20 @@ def test_registered_layer_is_predicted_like_the_measurement() -> None:
 def test_register_layer_rejects_non_modules() -> None:
     with pytest.raises(memory.MemoryArgumentError, match="nn.Module subclass"):
         memory.register_layer(int, pytorch=lambda c: [])  # type: ignore[arg-type]
+
+
+def test_mcu_reads_frozen_weights_from_flash() -> None:
+    from odtlab import devices
+    from odtlab.recipes import BiasOnly, Recipe
+
+    net = fold_batchnorm(models.build("mcunet", num_classes=10))
+    batch = models.example_batch("mcunet", 1, resolution=64, num_classes=10)
+    report = Recipe(BiasOnly()).memory_report(net, batch, accounting="engine")
+    frozen = sum(p.numel() for n, p in net.named_parameters() if not n.endswith("bias"))
+    frozen -= net.classifier.weight.numel()  # bias-only trains the classifier's weight too
+    assert report.frozen_weight_bytes == frozen  # int8: one byte per frozen element
+    on_mcu = devices.verdict(report, "stm32f746")
+    assert on_mcu.flash_bytes == frozen
+    assert on_mcu.peak_bytes == report.totals["peak"] - frozen
+    on_pi = devices.verdict(report, "rpi4")  # a board with DRAM keeps every weight in it
+    assert on_pi.flash_bytes == 0 and on_pi.peak_bytes == report.totals["peak"]

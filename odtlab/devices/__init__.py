@@ -29,7 +29,7 @@ True
 
 from __future__ import annotations
 
-from odtlab.devices.fit import RECIPE_HINTS, FitVerdict, check_fit, fits
+from odtlab.devices.fit import RECIPE_HINTS, FitVerdict, check_fit, fits, verdict
 from odtlab.devices.presets import calibrate_energy_per_mac
 from odtlab.devices.profile import (
     DTYPES,
@@ -54,6 +54,7 @@ __all__ = [
     "unregister",
     "presets",
     "check_fit",
+    "verdict",
     "fits",
     "simulate",
     "estimate_bytes_moved",

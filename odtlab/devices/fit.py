@@ -1,7 +1,9 @@
 """Does a training job fit in a device's memory? And if not, what to try.
 
 :func:`check_fit` compares the peak memory of a job with the device's
-``training_memory_bytes``. It accepts three kinds of input:
+``training_memory_bytes``. On a microcontroller (``kind="mcu"``) the frozen
+weights of a memory report (``report.frozen_weight_bytes``) are read from
+flash, so they count against ``flash_bytes`` and not against the SRAM budget. It accepts three kinds of input:
 
 * a memory report: any object with a ``.totals`` mapping that holds
   ``"peak"`` and, ideally, ``"weights"``, ``"gradients"``, ``"optimizer"``
@@ -86,6 +88,9 @@ class FitVerdict:
         Name of the device checked.
     breakdown : dict[str, int]
         Memory by category, in bytes (empty when unknown).
+    flash_bytes : int
+        Frozen weights read from flash instead of SRAM (microcontrollers
+        only; 0 elsewhere). They are *not* in ``peak_bytes``.
     """
 
     fits: bool
@@ -97,6 +102,7 @@ class FitVerdict:
     largest_bytes: int | None
     device_name: str
     breakdown: dict[str, int] = field(default_factory=dict, compare=False)
+    flash_bytes: int = 0
 
     @property
     def over_by_bytes(self) -> int:
@@ -115,6 +121,8 @@ class FitVerdict:
             f"{format_bytes(self.peak_bytes)} of {format_bytes(self.budget_bytes)} "
             f"({self.utilisation:.0%})"
         )
+        if self.flash_bytes:
+            head += f"; frozen weights {format_bytes(self.flash_bytes)} read from flash"
         if self.fits:
             head += f", {format_bytes(self.headroom_bytes)} to spare"
         else:
@@ -155,6 +163,15 @@ def verdict(job: Any, device: DeviceProfile | str) -> FitVerdict:
     """The :class:`FitVerdict` for ``job`` on ``device``, without raising."""
     profile = get(device)
     peak, breakdown = _peak_and_breakdown(job)
+    flash = 0
+    if profile.kind == "mcu" and profile.flash_bytes:
+        # A microcontroller executes from flash: frozen (read-only) weights stay there
+        # and only what training writes needs SRAM (the 256 KB paper's memory model).
+        flash = min(int(getattr(job, "frozen_weight_bytes", 0) or 0), peak)
+        if flash:
+            peak -= flash
+            if "weights" in breakdown:
+                breakdown["weights"] = max(0, breakdown["weights"] - flash)
     budget = profile.training_memory_bytes
     largest: tuple[str, int] | None = None
     if breakdown:
@@ -169,6 +186,7 @@ def verdict(job: Any, device: DeviceProfile | str) -> FitVerdict:
         largest_bytes=largest[1] if largest else None,
         device_name=profile.name,
         breakdown=breakdown,
+        flash_bytes=flash,
     )
 
 
@@ -196,6 +214,16 @@ def check_fit(job: Any, device: DeviceProfile | str) -> FitVerdict:
         ``err.verdict`` holds the :class:`FitVerdict`.
     """
     v = verdict(job, device)
+    flash_capacity = get(device).flash_bytes
+    if v.flash_bytes > flash_capacity:
+        err = DoesNotFit(
+            f"The frozen weights need {format_bytes(v.flash_bytes)} ({v.flash_bytes} bytes) of "
+            f"flash, but {v.device_name} has {format_bytes(flash_capacity)}: over by "
+            f"{v.flash_bytes - flash_capacity} bytes. What to try: a smaller model, or int8 "
+            "weights (the engine accounting) instead of fp32."
+        )
+        err.verdict = v  # type: ignore[attr-defined]
+        raise err
     if v.fits:
         return v
     lines = [

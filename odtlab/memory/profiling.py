@@ -57,6 +57,15 @@ def _weights(model: nn.Module) -> int:
     return sum(seen.values())
 
 
+def _frozen_bytes(model: nn.Module, chosen: dict[str, bool], accounting: str) -> int:
+    """Bytes of the frozen parameters: int8 in the engine, as stored in PyTorch."""
+    seen = {}
+    for name, p in model.named_parameters():
+        if not chosen[name]:
+            seen[storage_key(p)] = p.numel() * (1 if accounting == "engine" else p.element_size())
+    return sum(seen.values())
+
+
 def _layers(
     model: nn.Module,
     trace: Trace,
@@ -224,6 +233,7 @@ def profile_training(
         saved=saved,
         batch_bytes=int(batch_bytes),
         label=type(model).__name__,
+        frozen_weight_bytes=_frozen_bytes(model, chosen, accounting),
     )
 
 

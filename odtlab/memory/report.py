@@ -88,6 +88,13 @@ class TrainingMemoryReport:
         Bytes of the inputs and targets.
     label : str
         A short name for tables and plots.
+    frozen_weight_bytes : int
+        The part of ``totals["weights"]`` held by *frozen* parameters, as
+        the accounting stores them (the engine: int8, 1 byte per element).
+        They are read-only: a microcontroller reads them from flash
+        (execute in place), so :func:`odtlab.devices.check_fit` charges them
+        to flash, not to SRAM, on ``kind="mcu"`` devices, as the 256 KB
+        paper does (``lin2022ondevice``).
     """
 
     totals: dict[str, int]
@@ -101,6 +108,7 @@ class TrainingMemoryReport:
     saved: SavedActivations
     batch_bytes: int = 0
     label: str = ""
+    frozen_weight_bytes: int = 0
 
     @property
     def ratio(self) -> float:
