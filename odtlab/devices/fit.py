@@ -49,7 +49,11 @@ RECIPE_HINTS: dict[str, str] = {
         "shrink the optimizer state: plain SGD (no state) or SGD with momentum "
         "(one copy) instead of Adam (two copies of every trainable weight)"
     ),
-    "weights": "shrink the weights: a smaller model, or int8 weights instead of fp32 (4x less)",
+    "weights": (
+        "shrink the weights: train fewer of them (bias-only, a sparse update: frozen int8 "
+        "weights stay in flash on a microcontroller), a smaller model, or int8 weights "
+        "instead of fp32 (4x less)"
+    ),
     "gradients": (
         "shrink the gradients: freeze layers (last-layer or bias-only training), or "
         "a sparse update that trains only a few layers or channels"

@@ -249,9 +249,26 @@ def engine_saved_tensors(trace: Trace) -> SavedActivations:
                 seen[identity] = SavedTensor(
                     index, int(item.nbytes), item.shape, None, step.module, step.index, item.label
                 )
-        for key in outputs:
-            producer[key] = step.index
+        if not _passes_through(step):
+            for key in outputs:
+                producer[key] = step.index
     return SavedActivations(list(seen.values()), "engine", users)
+
+
+#: Steps that hand their input on unchanged (same storage, same values): an 8-bit copy
+#: made before them still serves the layers after them.
+_PASS_THROUGH_MODULES = (nn.Identity, nn.Flatten, nn.Unflatten)
+_PASS_THROUGH_FUNCTIONS = frozenset(
+    "view reshape flatten unflatten transpose permute contiguous getitem unsqueeze squeeze "
+    "expand expand_as split chunk unbind narrow select t mT view_as reshape_as detach".split()
+)
+
+
+def _passes_through(step: Step) -> bool:
+    call = step.call
+    if call is not None and isinstance(call.target, nn.Module):
+        return isinstance(call.target, _PASS_THROUGH_MODULES)
+    return step.kind in _PASS_THROUGH_FUNCTIONS
 
 
 def engine_weight_bytes(model: nn.Module, chosen: dict[str, bool]) -> int:

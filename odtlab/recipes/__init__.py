@@ -31,6 +31,7 @@ Examples
 """
 
 from odtlab.recipes.activations import InPlaceActivations, set_inplace
+from odtlab.recipes.adam8bit import Adam8bit, BlockwiseAdam8bit
 from odtlab.recipes.base import KINDS, RecipePart
 from odtlab.recipes.checkpointing import (
     CheckpointedSequential,
@@ -41,12 +42,22 @@ from odtlab.recipes.checkpointing import (
     remove_checkpointing,
     segment_bounds,
 )
+from odtlab.recipes.fold import count_batchnorms, fold_batchnorm
 from odtlab.recipes.lite_residual import (
     InvertedResidualWithLite,
     LiteResidual,
     add_lite_residuals,
     lite_residuals,
     remove_lite_residuals,
+)
+from odtlab.recipes.lora import (
+    LoRA,
+    LoRAConv2d,
+    LoRALinear,
+    add_lora,
+    lora_layers,
+    merge_lora,
+    remove_lora,
 )
 from odtlab.recipes.memory import RecipeMemoryReport, SegmentMemory, recipe_memory_report
 from odtlab.recipes.microbatch import MicroBatch, accumulate_step, split_batch
@@ -96,6 +107,16 @@ __all__ = [
     "Momentum",
     "Adam",
     "AdamW",
+    "Adam8bit",
+    "BlockwiseAdam8bit",
+    # adapters
+    "LoRA",
+    "LoRALinear",
+    "LoRAConv2d",
+    "add_lora",
+    "merge_lora",
+    "remove_lora",
+    "lora_layers",
     # reports
     "RecipeMemoryReport",
     "SegmentMemory",
@@ -112,6 +133,8 @@ __all__ = [
     "checkpoint_trunk",
     "remove_checkpointing",
     "freeze_batchnorm",
+    "fold_batchnorm",
+    "count_batchnorms",
     "unfreeze_batchnorm",
     "batchnorm_to_groupnorm",
     "FrozenBatchNorm2d",
