@@ -30,7 +30,14 @@ from __future__ import annotations
 from odtlab.models.blocks import ConvBNAct, InvertedResidual, make_divisible
 from odtlab.models.cnn import small_cnn
 from odtlab.models.initialization import init_weights
-from odtlab.models.mcunet import DEFAULT_MCUNET_BLOCKS, BlockSpec, MCUNetLike, mcunet
+from odtlab.models.mcunet import (
+    DEFAULT_MCUNET_BLOCKS,
+    MCUNET_5FPS_BLOCKS,
+    MCUNET_PRESETS,
+    BlockSpec,
+    MCUNetLike,
+    mcunet,
+)
 from odtlab.models.mlp import mlp
 from odtlab.models.mobilenetv2 import MOBILENETV2_BLOCKS, MobileNetV2, mobilenetv2
 from odtlab.models.pretrained import available_pretrained, pretrained, pretrained_info
@@ -64,6 +71,8 @@ __all__ = [
     "BlockSpec",
     "DEFAULT_MCUNET_BLOCKS",
     "MCUNetLike",
+    "MCUNET_5FPS_BLOCKS",
+    "MCUNET_PRESETS",
     "MOBILENETV2_BLOCKS",
     "MobileNetV2",
     "Attention",

@@ -71,6 +71,13 @@ from odtlab.recipes.norm import (
 from odtlab.recipes.optimizers import SGD, Adam, AdamW, Momentum, OptimizerPart
 from odtlab.recipes.presets import presets
 from odtlab.recipes.recipe import Recipe
+from odtlab.recipes.sparse_conv import SparseConv2d, channels_to_update
+from odtlab.recipes.sparse_update import (
+    SparseUpdate,
+    describe_scheme,
+    paper_scheme_100kb,
+    sparse_layers,
+)
 from odtlab.recipes.summary import LayerParameters, TrainableSummary, summarize
 from odtlab.recipes.tinytl import NormOnly, TinyTL, tinytl_methods
 from odtlab.recipes.trainable import BiasOnly, Freeze, Full, LastLayer, TrainablePart, find_head
@@ -95,6 +102,12 @@ __all__ = [
     "BiasOnly",
     "Freeze",
     "find_head",
+    "SparseUpdate",
+    "sparse_layers",
+    "describe_scheme",
+    "paper_scheme_100kb",
+    "SparseConv2d",
+    "channels_to_update",
     # memory savers
     "Checkpointing",
     "CheckpointedSequential",
