@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,12 @@ def papers():
     spec = importlib.util.spec_from_file_location("papers", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    sys.modules["papers"] = module  # dataclasses look their module up while the class is made
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("papers", None)
 
 
 def test_256kb_lines(papers) -> None:
