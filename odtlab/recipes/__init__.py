@@ -71,6 +71,15 @@ from odtlab.recipes.norm import (
 from odtlab.recipes.optimizers import SGD, Adam, AdamW, Momentum, OptimizerPart
 from odtlab.recipes.presets import presets
 from odtlab.recipes.recipe import Recipe
+from odtlab.recipes.scheme_search import (
+    Contribution,
+    ContributionTable,
+    MemoryMeter,
+    SchemeSearchResult,
+    contribution_analysis,
+    default_weight_candidates,
+    search_scheme,
+)
 from odtlab.recipes.sparse_conv import SparseConv2d, channels_to_update
 from odtlab.recipes.sparse_update import (
     SparseUpdate,
@@ -108,6 +117,13 @@ __all__ = [
     "paper_scheme_100kb",
     "SparseConv2d",
     "channels_to_update",
+    "contribution_analysis",
+    "search_scheme",
+    "Contribution",
+    "ContributionTable",
+    "MemoryMeter",
+    "SchemeSearchResult",
+    "default_weight_candidates",
     # memory savers
     "Checkpointing",
     "CheckpointedSequential",
