@@ -167,3 +167,26 @@ def test_docstring_examples(module):
     mod = importlib.import_module(f"odtlab.recipes.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_search_on_the_mcu_preset_fits_where_full_update_does_not(mbv2, one_image):
+    from odtlab import devices
+    from odtlab.recipes import SGD, Full, Recipe, fold_batchnorm
+
+    table = ContributionTable.by_hand(
+        {4: 0.01, 16: 0.02}, {(47, 0.5): 0.037, (48, 0.125): 0.11, (48, 1.0): 0.14}
+    )
+    result = search_scheme(
+        table, device="stm32f746", model=mbv2, example_batch=one_image, progress=False
+    )
+    budget = devices.get("stm32f746").training_memory_bytes  # 256 KiB
+    assert result.budget_bytes == budget and result.peak_bytes <= budget
+    # What the search counted is what check_fit counts: SRAM, frozen int8 weights in flash.
+    report = Recipe(result.scheme, SGD()).memory_report(mbv2, one_image, accounting="engine")
+    verdict = devices.check_fit(report, "stm32f746")
+    assert verdict.peak_bytes == result.peak_bytes and verdict.flash_bytes > 0
+    full = Recipe(Full(), SGD()).memory_report(
+        fold_batchnorm(models.pretrained("mbv2-shapes")), one_image, accounting="engine"
+    )
+    with pytest.raises(DoesNotFit):
+        devices.check_fit(full, "stm32f746")
