@@ -6,12 +6,15 @@ A :class:`Recipe` is a few :class:`RecipePart` objects, at most one of each kind
 kind               parts
 =================  ===========================================================
 trainable set      :class:`Full` (default), :class:`LastLayer`,
-                   :class:`BiasOnly`, :class:`Freeze`
+                   :class:`BiasOnly`, :class:`Freeze`, :class:`TinyTL`,
+                   :class:`SparseUpdate`, :class:`LoRA`
 checkpointing      :class:`Checkpointing` (recompute the trunk in segments)
 micro-batch        :class:`MicroBatch` (gradient accumulation; BatchNorm
                    ``"keep"``, ``"frozen"`` or ``"group"``)
 optimizer          :class:`SGD` (default, lr 0.05), :class:`Momentum`,
-                   :class:`Adam`, :class:`AdamW`
+                   :class:`Adam`, :class:`AdamW`, :class:`Adam8bit`
+precision          :class:`MixedPrecision` (bf16/fp16 autocast),
+                   :class:`Int8` (int8 graph with QAS)
 batchnorm          :class:`BatchNormPolicy`
 activations        :class:`InPlaceActivations`
 =================  ===========================================================
@@ -69,7 +72,19 @@ from odtlab.recipes.norm import (
     unfreeze_batchnorm,
 )
 from odtlab.recipes.optimizers import SGD, Adam, AdamW, Momentum, OptimizerPart
+from odtlab.recipes.precision import MixedPrecision, PrecisionPart
 from odtlab.recipes.presets import presets
+from odtlab.recipes.quant_layers import QuantConv2d, QuantLinear
+from odtlab.recipes.quant_sparse import QuantSparseConv2d
+from odtlab.recipes.quantized import (
+    Int8,
+    QASReport,
+    convert_to_int8,
+    dequantized_state,
+    qas_gradient_scale_report,
+    quantized_layers,
+    weight_gradient_ratios,
+)
 from odtlab.recipes.recipe import Recipe
 from odtlab.recipes.scheme_search import (
     Contribution,
@@ -138,6 +153,19 @@ __all__ = [
     "AdamW",
     "Adam8bit",
     "BlockwiseAdam8bit",
+    # precision
+    "PrecisionPart",
+    "MixedPrecision",
+    "Int8",
+    "convert_to_int8",
+    "quantized_layers",
+    "dequantized_state",
+    "weight_gradient_ratios",
+    "qas_gradient_scale_report",
+    "QASReport",
+    "QuantConv2d",
+    "QuantLinear",
+    "QuantSparseConv2d",
     # adapters
     "LoRA",
     "LoRALinear",

@@ -3,8 +3,9 @@
 A **recipe part** is one decision about *how* we train: which parameters
 learn (:class:`~odtlab.recipes.BiasOnly`), what is kept for backward
 (:class:`~odtlab.recipes.Checkpointing`), how a batch is split
-(:class:`~odtlab.recipes.MicroBatch`), which optimizer runs
-(:class:`~odtlab.recipes.Adam`)... A :class:`~odtlab.recipes.Recipe` is a
+(:class:`~odtlab.recipes.MicroBatch`), in which number format
+(:class:`~odtlab.recipes.Int8`, :class:`~odtlab.recipes.MixedPrecision`),
+which optimizer runs (:class:`~odtlab.recipes.Adam`)... A :class:`~odtlab.recipes.Recipe` is a
 handful of parts, at most one of each *kind*.
 
 A part is a small frozen dataclass: its arguments are its whole state, it
@@ -23,8 +24,13 @@ from odtlab.errors import InvalidRecipe
 
 __all__ = ["RecipePart", "KINDS", "check_positive_int", "check_positive_float", "check_choice"]
 
-#: The slots of a recipe, in the order :meth:`Recipe.prepare` applies them.
-KINDS = ("batchnorm", "activations", "checkpointing", "micro-batch", "trainable", "optimizer")
+#: The slots of a recipe. :meth:`Recipe.prepare` applies the trainable and precision
+#: parts' changes first, then BatchNorm, activations and checkpointing, and sets the
+#: trainable flags last.
+KINDS = (
+    "batchnorm", "activations", "checkpointing", "micro-batch", "trainable", "precision",
+    "optimizer",
+)  # fmt: skip
 
 
 class RecipePart:

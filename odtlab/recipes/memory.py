@@ -18,10 +18,19 @@ whole batch. ``totals["activations"]`` is one micro-batch's.
 **Checkpointing.** Non-reentrant checkpointing hides what it recomputes
 from the saved-tensor hooks the memory measurement uses; the report is
 assembled from two honest measurements, see :mod:`odtlab.recipes.recompute`.
+
+**Precision.** The step is measured under the precision part's
+``autocast`` (:class:`~odtlab.recipes.MixedPrecision`: autograd then saves
+16-bit tensors, and the measurement counts their real bytes). This is why a
+recipe's memory is always *measured*: the analytic model runs on ``meta``,
+where autocast does nothing. :class:`~odtlab.recipes.Int8` layers are
+registered with the memory model (:mod:`odtlab.recipes.quant_layers`), so
+both paths know them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -171,10 +180,12 @@ def recipe_memory_report(
     first_x, first_y, _ = chunks[0]
     chunk = (_own(first_x), first_y.clone())
     net = recipe.prepare(copy.deepcopy(model))
+    precision = recipe.precision_part
     try:
-        return _measure(
-            recipe, model, net, inputs, targets, chunk, len(chunks), loss_fn, accounting
-        )
+        with contextlib.nullcontext() if precision is None else precision.autocast(net):
+            return _measure(
+                recipe, model, net, inputs, targets, chunk, len(chunks), loss_fn, accounting
+            )
     except OdtlabError as err:
         better = explain_tiny_batch(err, int(first_y.shape[0]))
         if better is None:

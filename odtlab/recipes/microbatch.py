@@ -32,9 +32,10 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,9 @@ from torch import nn
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import RecipePart, check_choice, check_positive_int
 from odtlab.recipes.norm import BN_MODES, set_batchnorm_mode
+
+if TYPE_CHECKING:
+    from odtlab.recipes.precision import PrecisionPart
 
 __all__ = [
     "MicroBatch",
@@ -129,12 +133,18 @@ def accumulate_step(
     loss_fn: LossFn | None,
     optimizer: torch.optim.Optimizer,
     micro_batches: int = 1,
+    *,
+    precision: PrecisionPart | None = None,
 ) -> float:
     """One optimizer step on ``(inputs, targets)`` in ``micro_batches`` chunks.
 
     ``optimizer.zero_grad()``, then for each chunk
     ``(loss_fn(model(x), y) * len(x) / B).backward()``, then
     ``optimizer.step()``. The model's train/eval mode is left as it is.
+    With a ``precision`` part (:class:`~odtlab.recipes.MixedPrecision`...),
+    each chunk's forward pass and loss run under ``precision.autocast(model)``,
+    and backward and step go through ``precision.backward`` and
+    ``precision.step`` (where fp16 scales the loss).
 
     Returns
     -------
@@ -150,20 +160,27 @@ def accumulate_step(
     optimizer.zero_grad(set_to_none=True)
     total = None
     for x, y, weight in split_batch(inputs, targets, micro_batches):
-        try:
-            outputs = model(x)
-        except ValueError as err:
-            better = explain_tiny_batch(err, _rows(x))
-            if better is None:
-                raise
-            raise better from err
-        loss = loss_fn(outputs, y)
+        with contextlib.nullcontext() if precision is None else precision.autocast(model):
+            try:
+                outputs = model(x)
+            except ValueError as err:
+                better = explain_tiny_batch(err, _rows(x))
+                if better is None:
+                    raise
+                raise better from err
+            loss = loss_fn(outputs, y)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise InvalidRecipe("loss_fn must return a scalar tensor, the mean loss of the chunk")
-        (loss * weight).backward()
-        part = loss.detach() * weight
+        if precision is None:
+            (loss * weight).backward()
+        else:
+            precision.backward(loss * weight, optimizer)
+        part = loss.detach().float() * weight
         total = part if total is None else total + part
-    optimizer.step()
+    if precision is None:
+        optimizer.step()
+    else:
+        precision.step(optimizer)
     return float(total)  # type: ignore[arg-type]
 
 

@@ -28,6 +28,7 @@ from odtlab.recipes.checkpointing import Checkpointing, plan_segments, remove_ch
 from odtlab.recipes.microbatch import LossFn, MicroBatch, accumulate_step
 from odtlab.recipes.norm import BatchNormPolicy, set_batchnorm_mode
 from odtlab.recipes.optimizers import SGD, OptimizerPart
+from odtlab.recipes.precision import PrecisionPart
 from odtlab.recipes.trainable import Full, Rule, TrainablePart
 
 __all__ = ["Recipe"]
@@ -62,7 +63,8 @@ class Recipe:
         ``Full()``), :class:`Checkpointing`, :class:`MicroBatch`, an
         optimizer (:class:`SGD`, :class:`Momentum`, :class:`Adam`,
         :class:`AdamW`; default ``SGD(lr=0.05)``), :class:`BatchNormPolicy`,
-        :class:`InPlaceActivations`.
+        :class:`InPlaceActivations`, a precision (:class:`Int8`,
+        :class:`MixedPrecision`; default fp32).
     name : str or None
         A label for tables; by default the part names joined by ``+``,
         starting with the trainable set, e.g. ``"bias-only+mb(4)+sgd"``.
@@ -74,6 +76,8 @@ class Recipe:
         The parts as given (defaults not included).
     trainable_part, optimizer_part : RecipePart
         The parts in use, defaults included.
+    precision_part : PrecisionPart or None
+        The precision part, ``None`` for plain fp32.
     micro_batches : int
         1 unless a :class:`MicroBatch` part is present.
 
@@ -108,6 +112,10 @@ class Recipe:
         self.trainable_part: TrainablePart = by_kind.get("trainable", Full())  # type: ignore[assignment]
         self.optimizer_part: OptimizerPart = by_kind.get("optimizer", SGD())  # type: ignore[assignment]
         self.micro_batches: int = mb.n if isinstance(mb, MicroBatch) else 1
+        precision = by_kind.get("precision")
+        self.precision_part: PrecisionPart | None = (
+            precision if isinstance(precision, PrecisionPart) else None
+        )
         others = [p.name for p in checked if p.kind != "trainable"]
         self.name: str = name or "+".join([self.trainable_part.name, *others])
         self._rule: Rule = self.trainable_part.rule(None)
@@ -148,14 +156,17 @@ class Recipe:
     def prepare(self, model: nn.Module) -> nn.Module:
         """Make ``model`` ready to train with this recipe, in place; return the same object.
 
-        In order: BatchNorm mode (``"keep"`` also undoes an earlier freeze;
-        ``"group"`` swaps modules for good), in-place activations (if the
-        part is present), checkpointing (installed, or removed when the
-        recipe has none), and ``requires_grad`` of every parameter by the
-        trainable rule. Calling it twice is safe. Only the ``requires_grad``
-        flags and the module classes change; weights are never touched,
-        except that ``bn="group"`` copies each BatchNorm's gamma and beta
-        into its new GroupNorm.
+        In order: the trainable part's changes (TinyTL's lite residuals),
+        the precision part's (:class:`Int8` folds BatchNorm, swaps in int8
+        layers under the same names), BatchNorm mode (``"keep"`` also undoes
+        an earlier freeze; ``"group"`` swaps modules for good), in-place
+        activations, checkpointing (installed, or removed when the recipe
+        has none), and ``requires_grad`` of every parameter by the trainable
+        rule, evaluated on the converted model (after :class:`Int8`,
+        ``BiasOnly`` trains the conv biases, the old BatchNorm shifts).
+        Calling it twice is safe. Only flags and module classes change;
+        weights are not touched, except that ``bn="group"`` copies gamma and
+        beta into the new GroupNorm and :class:`Int8` folds and rescales.
 
         Raises
         ------
@@ -171,12 +182,12 @@ class Recipe:
         self.trainable_part.apply(model)
         rule = self.trainable_part.rule(model)  # check the rest before changing anything
         flags = {name: bool(rule(name, p)) for name, p in model.named_parameters()}
-        if not any(flags.values()):
-            raise InvalidRecipe(
-                f"recipe {self.name!r} leaves no parameter of {type(model).__name__} trainable "
-                f"({len(flags)} parameter tensors, none selected), so there is nothing to learn; "
-                "choose another trainable part, e.g. BiasOnly(include_classifier=True) or Full()"
-            )
+        self._check_some_trainable(model, flags)
+        if self.precision_part is not None:  # new layers, same names: ask the rule again
+            self.precision_part.apply(model)
+            rule = self.trainable_part.rule(model)
+            flags = {name: bool(rule(name, p)) for name, p in model.named_parameters()}
+            self._check_some_trainable(model, flags)
         act = self._by_kind.get("activations")
         ckpt = self.checkpointing
         if ckpt is not None:
@@ -193,6 +204,14 @@ class Recipe:
             p.requires_grad_(bool(rule(name, p)))
         self._rule = rule
         return model
+
+    def _check_some_trainable(self, model: nn.Module, flags: dict[str, bool]) -> None:
+        if not any(flags.values()):
+            raise InvalidRecipe(
+                f"recipe {self.name!r} leaves no parameter of {type(model).__name__} trainable "
+                f"({len(flags)} parameter tensors, none selected), so there is nothing to learn; "
+                "choose another trainable part, e.g. BiasOnly(include_classifier=True) or Full()"
+            )
 
     def is_trainable(self, name: str, param: nn.Parameter) -> bool:
         """Whether the parameter called ``name`` is trained by this recipe.
@@ -232,14 +251,20 @@ class Recipe:
         share of the batch, so the accumulated gradient equals the gradient
         of the full batch's mean loss (exactly, without batch statistics;
         see :mod:`odtlab.recipes.microbatch`). ``loss_fn=None`` is
-        cross-entropy. The model's train/eval mode is left to the caller.
+        cross-entropy. With a precision part, the forward pass and the loss
+        run under its :meth:`~PrecisionPart.autocast` and backward and step
+        go through it (fp16 loss scaling). The model's train/eval mode is
+        left to the caller.
 
         Returns
         -------
         float
             The full batch's mean loss.
         """
-        return accumulate_step(model, inputs, targets, loss_fn, optimizer, self.micro_batches)
+        return accumulate_step(
+            model, inputs, targets, loss_fn, optimizer, self.micro_batches,
+            precision=self.precision_part,
+        )  # fmt: skip
 
     def memory_report(
         self,
@@ -275,6 +300,8 @@ class Recipe:
 
         net = copy.deepcopy(model)
         self.trainable_part.apply(net)  # count what prepare() would add, on a copy
+        if self.precision_part is not None:
+            self.precision_part.apply(net)
         return summarize(self, net)
 
     # ---- printing ------------------------------------------------------------------------------

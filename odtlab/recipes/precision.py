@@ -1,0 +1,156 @@
+"""In which number format we train: :class:`PrecisionPart` and :class:`MixedPrecision`.
+
+A recipe has at most one *precision* part. It may change the model once
+(:meth:`PrecisionPart.apply`, e.g. :class:`~odtlab.recipes.Int8` swaps in
+int8 layers) and it wraps every training step: the forward pass and the loss
+run inside :meth:`PrecisionPart.autocast`, the backward pass goes through
+:meth:`PrecisionPart.backward` and the update through
+:meth:`PrecisionPart.step` (a loss scaler hooks in there).
+
+**Mixed precision** (:class:`MixedPrecision`) keeps the weights in fp32 (the
+*master weights*: the optimizer updates them in fp32, so small updates are
+not lost) and runs the forward pass under :func:`torch.autocast`: matrix
+products and convolutions cast their inputs and weights to a 16-bit format
+and compute there; reductions and losses stay fp32. What the convolutions
+and linear layers save for backward is then their 16-bit input: half the
+bytes. Two 16-bit formats:
+
+``"bf16"`` (bfloat16)
+    8 exponent bits like fp32, 7 mantissa bits: same range as fp32, so
+    gradients never overflow or underflow; no loss scaling needed. The
+    default, and the one CPUs support well.
+``"fp16"`` (IEEE half)
+    5 exponent bits, 10 mantissa bits: more precise, but the largest value
+    is 65,504 and values below about 6e-8 become 0, so small gradients
+    vanish. A :class:`torch.amp.GradScaler` multiplies the loss by a large
+    factor (2**16 at first) before backward and divides the gradients by it
+    before the step, skipping the step (and halving the factor) when a
+    gradient overflowed. It works on the CPU in PyTorch 2.13. The scaler's
+    state is kept per optimizer (one scaler each) and is not saved in
+    checkpoints: a resumed run starts again at 2**16 and recalibrates within
+    a few steps.
+
+Memory reports (:meth:`Recipe.memory_report`) measure the step under the
+same autocast, by asking autograd what it saves: the *measured* path. The
+analytic memory model runs on the ``meta`` device, which autocast does not
+touch (it acts per device type), so it cannot predict mixed precision.
+Note that autocast also caches a 16-bit copy of each trained weight and
+autograd keeps it for backward: it shows up in the activations (it is not a
+parameter), half the size of the weight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from odtlab.recipes.base import RecipePart, check_choice
+
+__all__ = ["PrecisionPart", "MixedPrecision", "DTYPES", "model_device_type"]
+
+#: One loss scaler per optimizer (fp16); forgotten with the optimizer.
+_SCALERS: weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler] = (
+    weakref.WeakKeyDictionary()
+)
+
+#: The 16-bit formats of :class:`MixedPrecision`, by name.
+DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def model_device_type(model: nn.Module) -> str:
+    """``"cpu"``, ``"cuda"``...: where ``model``'s first parameter lives (``"cpu"`` if none)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return "cpu" if t.device.type == "meta" else t.device.type
+    return "cpu"
+
+
+class PrecisionPart(RecipePart):
+    """Base of the parts that choose the number format of training.
+
+    The defaults do nothing: plain fp32. A subclass overrides some of
+    :meth:`apply`, :meth:`autocast`, :meth:`backward` and :meth:`step`.
+    """
+
+    kind: ClassVar[str] = "precision"
+
+    def autocast(self, model: nn.Module) -> AbstractContextManager[Any]:
+        """Context manager around the forward pass and the loss (default: nothing)."""
+        return contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Run the backward pass of ``loss`` (default: ``loss.backward()``)."""
+        loss.backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Apply the accumulated gradients (default: ``optimizer.step()``)."""
+        optimizer.step()
+
+
+@dataclass(frozen=True)
+class MixedPrecision(PrecisionPart):
+    """Train with a 16-bit forward pass and fp32 master weights (see the module docstring).
+
+    Parameters
+    ----------
+    dtype : {"bf16", "fp16"}
+        The 16-bit format of the forward pass; ``"fp16"`` adds a
+        :class:`torch.amp.GradScaler`.
+
+    Examples
+    --------
+    >>> from odtlab import models
+    >>> from odtlab.recipes import Recipe
+    >>> recipe = Recipe(MixedPrecision("bf16"))
+    >>> net = recipe.prepare(models.build("cnn"))
+    >>> x, y = models.example_batch("cnn", 4, resolution=16)
+    >>> with recipe.part("precision").autocast(net):
+    ...     net(x).dtype
+    torch.bfloat16
+    >>> recipe.name
+    'full+bf16'
+    """
+
+    dtype: str = "bf16"
+
+    def __post_init__(self) -> None:
+        check_choice("MixedPrecision", "dtype", self.dtype, tuple(DTYPES))
+
+    @property
+    def name(self) -> str:
+        return self.dtype
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """``torch.bfloat16`` or ``torch.float16``."""
+        return DTYPES[self.dtype]
+
+    def autocast(self, model: nn.Module) -> AbstractContextManager[Any]:
+        return torch.autocast(device_type=model_device_type(model), dtype=self.torch_dtype)
+
+    def scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler | None:
+        """The loss scaler of ``optimizer`` (fp16 only; ``None`` for bf16)."""
+        if self.dtype != "fp16":
+            return None
+        if optimizer not in _SCALERS:
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            device = params[0].device.type if params else "cpu"
+            _SCALERS[optimizer] = torch.amp.GradScaler(device)
+        return _SCALERS[optimizer]
+
+    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        scaler = self.scaler(optimizer)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        scaler = self.scaler(optimizer)
+        if scaler is None:
+            optimizer.step()
+            return
+        scaler.step(optimizer)  # unscales, skips the step if a gradient is inf/NaN
+        scaler.update()
