@@ -351,3 +351,22 @@ def test_bad_indices_and_ratios_are_explained() -> None:
         SparseConv2d(4, 4, 1, update_ratio=2.0)
     with pytest.raises(InvalidRecipe, match=r"padding_mode='zeros'"):
         SparseConv2d(4, 4, 3, padding=1, padding_mode="reflect")
+
+
+def test_one_example_keeps_only_the_trained_channels() -> None:
+    # With batch 1 the first k channels of a contiguous input are themselves contiguous:
+    # a view of them would keep the whole input alive. The saved copy must be its own.
+    from odtlab import memory
+    from odtlab.recipes.sparse_conv import SparseConv2d
+
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        SparseConv2d(16, 16, 1, update_ratio=0.125),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    )
+    batch = (torch.randn(1, 3, 4, 4), torch.zeros(1, dtype=torch.long))
+    kept = memory.measure_saved_tensors(net, batch).by_module()["1"]
+    assert kept == 1 * 2 * 4 * 4 * 4  # 2 of 16 channels, fp32: 128 bytes, not 1024
+    assert memory.analytic_saved_tensors(net, batch).by_module()["1"] == kept

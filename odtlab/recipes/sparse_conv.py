@@ -162,7 +162,11 @@ class SparseConvFunction(torch.autograd.Function):
         wants_x, wants_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1] and k > 0
         part = None
         if wants_w:
-            part = x if k == weight.shape[1] else x[:, :k].contiguous()
+            # clone, not contiguous(): with one example, x[:, :k] is already contiguous and
+            # would be a view that keeps the whole input's storage alive
+            part = (
+                x if k == weight.shape[1] else x[:, :k].clone(memory_format=torch.contiguous_format)
+            )
         ctx.save_for_backward(part, w_train if wants_x else None, w_frozen if wants_x else None)
         ctx.conv = (stride, padding, dilation, groups)
         ctx.shapes = (tuple(x.shape), tuple(w_train.shape))
