@@ -38,3 +38,12 @@ def test_256kb_lines(papers) -> None:
     # The reference's extra-memory figures, counted its way (int8 in place).
     assert abs(by_name["256kb/100KB-scheme"].ours / 100 - 1) < 0.2
     assert abs(by_name["256kb/last-12-layers"].ours / 448 - 1) < 0.1
+
+
+def test_qas_lines(papers) -> None:
+    rows = papers.lin2022_qas()
+    assert all(LINE.match(r.line()) for r in rows)
+    per_channel, per_tensor = (r.ours for r in rows)
+    # QAS brings the int8 ratio back to the fp32 one: within 15 % (per-channel scales
+    # weight each channel's share by 1/s_c) and within 2 % with one scale per tensor.
+    assert abs(per_channel - 1) < 0.15 and abs(per_tensor - 1) < 0.02
