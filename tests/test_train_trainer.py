@@ -165,3 +165,21 @@ def test_resume_continues_the_curves_and_refuses_other_settings(digits, tmp_path
     assert again.final_accuracy == whole.final_accuracy
     with pytest.raises(ValueError, match="seed"):
         make(10, seed=1).fit(*digits, resume=True)
+
+
+def test_engine_accounting_on_the_mcu_keeps_frozen_weights_in_flash(shapes):
+    from odtlab.recipes import SGD, Recipe, SparseUpdate
+
+    recipe = Recipe(SparseUpdate(bias_layers=4), SGD(lr=0.01))
+    trainer = Trainer(
+        models.build("mcunet", num_classes=10), recipe, "stm32f746",
+        batch_size=1, steps=2, accounting="engine", progress=False,
+    )  # fmt: skip
+    report = trainer.fit(shapes[0], shapes[1])
+    verdict = devices.verdict(trainer.memory_report, "stm32f746")
+    assert trainer.memory_report.accounting == "engine"
+    assert report.flash_bytes == verdict.flash_bytes == trainer.memory_report.frozen_weight_bytes
+    assert report.flash_bytes > 0 and report.fits is verdict.fits is True
+    assert "read from flash" in str(report)
+    with pytest.raises(ValueError, match="accounting must be"):
+        Trainer(models.build("mlp"), recipe, "stm32f746", accounting="int8")

@@ -60,9 +60,7 @@ class _LoRALayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``base(x) + scaling * B(A(dropout(x)))``, as peft computes it."""
-        # Without dropout, A reads x itself: the engine accounting of odtlab.memory then sees
-        # one tensor shared by q, k and v's adapters (an nn.Identity call would look like a
-        # new value of x to it, and each adapter would be charged its own 8-bit copy).
+        # Without dropout, A reads x itself (no extra call on the way).
         h = x if isinstance(self.dropout, nn.Identity) else self.dropout(x)
         return self.base(x) + self.lora_B(self.lora_A(h)) * self.scaling
 

@@ -27,6 +27,7 @@ from odtlab.devices import (
     format_seconds,
     simulate,
 )
+from odtlab.devices import verdict as fit_verdict
 from odtlab.train.cost import workload_from_report
 
 __all__ = ["TrainingReport", "build_report"]
@@ -61,6 +62,9 @@ class TrainingReport:
         Peak within the device's training budget (``None`` without a device).
     budget_bytes : int or None
         The device's training memory budget in bytes.
+    flash_bytes : int
+        Frozen weights a microcontroller reads from flash: part of
+        ``memory["peak"]`` that does not count against ``budget_bytes``.
     sim_time_s, sim_energy_j : float
         Simulated total time (s) and energy (J) on the device (NaN without one).
     battery_percent : float or None
@@ -98,6 +102,7 @@ class TrainingReport:
     throttled_steps: int
     host_wall_time_s: float
     resumed_from: int | None = None
+    flash_bytes: int = 0
     workload: Workload | None = field(default=None, repr=False)
     simulation: SimulationResult | None = field(default=None, repr=False)
 
@@ -155,9 +160,15 @@ class TrainingReport:
         lines.append(f"  memory       peak {format_bytes(self.peak_memory_bytes)} ({parts})")
         if self.fits is not None and self.budget_bytes is not None:
             verdict = "fits" if self.fits else "does NOT fit"
+            used = (self.peak_memory_bytes - self.flash_bytes) / self.budget_bytes
+            flash = (
+                f"; frozen weights {format_bytes(self.flash_bytes)} read from flash"
+                if self.flash_bytes
+                else ""
+            )
             lines.append(
                 f"  budget       {format_bytes(self.budget_bytes)} on {self.device}: {verdict} "
-                f"({self.peak_memory_bytes / self.budget_bytes:.0%} used)"
+                f"({used:.0%} used{flash})"
             )
         if self.device is not None and not math.isnan(self.sim_time_s):
             lines.append(
@@ -246,6 +257,7 @@ def build_report(
         throttled_steps=0 if sim is None else sim.throttled_steps,
         host_wall_time_s=wall_time_s,
         resumed_from=resumed_from,
+        flash_bytes=0 if device is None else fit_verdict(memory_report, device).flash_bytes,
         workload=workload,
         simulation=sim,
     )

@@ -112,6 +112,11 @@ class Trainer:
         Show a ``tqdm`` progress bar with the loss.
     dtype : str, default "fp32"
         Arithmetic the simulated device runs in (``"fp32"``, ``"fp16"``, ``"int8"``).
+    accounting : {"pytorch", "engine"}, default "pytorch"
+        How the device is charged: what PyTorch keeps, or what a
+        memory-optimised engine keeps (int8 frozen weights, 8-bit
+        activations, 1-bit ReLU masks; see :mod:`odtlab.memory.engine`),
+        the right model of a microcontroller's training runtime.
     check_memory : bool, default True
         Refuse with ``DoesNotFit`` when the peak is over the device budget.
         ``False`` trains anyway and reports ``fits=False`` (what-if studies).
@@ -144,6 +149,7 @@ class Trainer:
         host_device: str | torch.device | None = None,
         progress: bool = True,
         dtype: str = "fp32",
+        accounting: str = "pytorch",
         check_memory: bool = True,
         on_step: Callable[[int, float], None] | None = None,
     ) -> None:
@@ -174,6 +180,12 @@ class Trainer:
         self.progress = progress
         self.dtype = dtype
         self.check_memory = check_memory
+        if accounting not in ("pytorch", "engine"):
+            raise ValueError(
+                f"Trainer: accounting must be 'pytorch' or 'engine', got {accounting!r}; use "
+                "'engine' to charge a microcontroller what a memory-optimised engine keeps."
+            )
+        self.accounting = accounting
         self.on_step = on_step
         self.memory_report: Any = None
         self.flops_per_step: float | None = None
@@ -236,7 +248,9 @@ class Trainer:
         model = recipe.prepare(model) or model
         self.model = model
         batch = self._first_batch(train_data)
-        self.memory_report = recipe.memory_report(model, batch, self.loss_fn)
+        self.memory_report = recipe.memory_report(
+            model, batch, self.loss_fn, accounting=self.accounting
+        )
         flops = cost.flops_per_step(self.memory_report, model, batch, self.loss_fn,
                                     batch_size=len(batch[1]))  # fmt: skip
         self.flops_per_step = flops
