@@ -25,14 +25,7 @@ from odtlab.recipes.adam8bit import (
     quantize_blockwise,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: small tensors, shared cores (see test_tinytl.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- the codes and block-wise quantization --------------------------------------------------

@@ -34,13 +34,7 @@ ZOO = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these layers are tiny and the cores are shared (see test_tinytl.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model_and_batch(name: str, batch: int = 4) -> tuple[nn.Module, tuple]:

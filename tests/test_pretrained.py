@@ -17,15 +17,7 @@ from odtlab.train import Trainer, accuracy
 WEIGHTS = resources.files("odtlab.models").joinpath("weights")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: MobileNetV2's small convolutions gain little from a second one, and
-    when another process shares the two cores the threads wait for each other (measured:
-    3 s with 1 thread, 12 to 56 s with 2, for the transfer test)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

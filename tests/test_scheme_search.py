@@ -13,7 +13,6 @@ import importlib
 import itertools
 
 import pytest
-import torch
 
 from odtlab import data, models
 from odtlab.errors import DoesNotFit, InvalidRecipe, UnknownDevice
@@ -25,15 +24,7 @@ from odtlab.recipes.scheme_search import (
 )
 from odtlab.recipes.sparse_update import SparseUpdate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # 32x32 convolutions gain nothing from a second thread, and on a shared 2-core
-    # machine two threads contend (about 10x slower here); restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -43,15 +43,7 @@ def _backbone() -> torch.nn.Module:
     return models.mobilenetv2(num_classes=10, width_mult=0.35)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread, as in test_pretrained.py: these small convolutions gain little from a
-    second one, and when another process shares the cores two threads wait for each other
-    (measured here: the training test took 1 s with one thread, 20 to 60 s with two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
