@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from odtlab.memory import register_layer
 from odtlab.memory.formulas import Kept, fresh, keep
 from odtlab.recipes.quant_layers import QuantMixin, round_ste, to_integer_units, weight_scales
-from odtlab.recipes.sparse_conv import SparseConv2d, SparseConvFunction, sparse_conv_engine
+from odtlab.recipes.sparse_conv import SparseConv2d, SparseConvFunction
+from odtlab.recipes.sparse_conv_rules import sparse_conv_engine
 
 __all__ = ["QuantSparseConv2d", "quant_sparse_kept"]
 

@@ -77,8 +77,8 @@ from torch import nn
 from torch.nn import init
 
 from odtlab.errors import InvalidRecipe
-from odtlab.memory.extend import Item, engine_int8, register_layer
-from odtlab.memory.formulas import Kept, fresh, keep
+from odtlab.memory.extend import register_layer
+from odtlab.recipes.sparse_conv_rules import sparse_conv_engine, sparse_conv_kept
 
 __all__ = ["SparseConv2d", "SparseConvFunction", "channels_to_update"]
 
@@ -375,44 +375,5 @@ class SparseConv2d(nn.Conv2d):
         return f"{super().extra_repr()}, update_ratio={self.update_ratio:g} ({self.channels_trained}/{per_group} input channels)"
 
 
-# ---- the memory model's rules ------------------------------------------------------------------
-
-
-def _rg(t: Any) -> bool:
-    return isinstance(t, torch.Tensor) and t.requires_grad
-
-
-def _parts(call: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    x = call.args[0] if call.args else call.kwargs["input"]
-    w_train, w_frozen = call.params["weight_train"], call.params["weight_frozen"]
-    return x, w_train, w_frozen, int(w_train.shape[1])
-
-
-def sparse_conv_kept(call: Any) -> list[Kept]:
-    """What :class:`SparseConvFunction` saves: ``x[:, :k]`` if the slice trains, weights if ``x`` needs grad."""
-    x, w_train, w_frozen, k = _parts(call)
-    kept: list[Kept] = []
-    if _rg(w_train) and k > 0:
-        if k == w_train.shape[1] + w_frozen.shape[1]:
-            kept.append(keep("input", x))
-        else:
-            shape = (x.shape[0], k, *x.shape[2:])
-            kept.append(fresh(f"input channels 0..{k - 1}", tuple(shape), x.dtype))
-    if _rg(x):
-        kept += [keep("weight (trained slice)", w_train), keep("weight (frozen)", w_frozen)]
-    return kept
-
-
-def sparse_conv_engine(call: Any) -> list[Item]:
-    """The engine keeps the ``k`` trained input channels of ``x`` in 8 bits, or nothing."""
-    x, w_train, w_frozen, k = _parts(call)
-    if not (_rg(w_train) and k > 0):
-        return []
-    if k == w_train.shape[1] + w_frozen.shape[1]:
-        return [engine_int8("input (8-bit)", x)]
-    shape = (x.shape[0], k, *x.shape[2:])
-    nbytes = math.prod(shape)  # 1 byte per element
-    return [Item(f"input channels 0..{k - 1} (8-bit)", x, f"int8[:{k}]", nbytes, tuple(shape))]
-
-
+# The memory model's rules (odtlab/recipes/sparse_conv_rules.py).
 register_layer(SparseConv2d, pytorch=sparse_conv_kept, engine=sparse_conv_engine)
