@@ -19,6 +19,9 @@ def timed(label: str, make) -> None:
 
 if __name__ == "__main__":
     timed("shapes 32x32 source", lambda: odt.data.SyntheticShapes(10_000, seed=3))
-    timed("shapes 32x32 target-noise", lambda: odt.data.SyntheticShapes(10_000, seed=3, domain="target-noise"))
+    timed(
+        "shapes 32x32 target-noise",
+        lambda: odt.data.SyntheticShapes(10_000, seed=3, domain="target-noise"),
+    )
     timed("sensor windows 3x64", lambda: odt.data.SensorActivity(5_000, seed=0))
     timed("digits 32x32 train", lambda: odt.data.digits("train", resolution=32))

@@ -19,6 +19,7 @@ from odtlab.memory._setup import (
     substitutes,
     train_mode,
 )
+from odtlab.memory.autocast import resolve_autocast
 from odtlab.memory.errors import MemoryArgumentError
 from odtlab.memory.records import Trace
 from odtlab.memory.registry import layer_formula
@@ -68,6 +69,7 @@ def run_trace(
     meta: bool,
     record_saved: bool,
     train: bool = True,
+    autocast: Any = None,
 ) -> tuple[Trace, dict[str, bool]]:
     """Trace ``loss_fn(model(inputs), targets)`` without changing ``model``.
 
@@ -77,6 +79,10 @@ def run_trace(
     ``meta=False`` the forward runs for real on the model's device (the
     measured path).
 
+    ``autocast`` (see :func:`odtlab.memory.autocast.resolve_autocast`) runs
+    the forward and the loss in mixed precision: under ``torch.autocast`` on
+    a real device, under the emulated CPU policy on ``meta``.
+
     Returns the :class:`Trace` and the ``{parameter name: trainable}`` map.
     """
     if not isinstance(model, nn.Module):
@@ -85,7 +91,9 @@ def run_trace(
     loss = resolve_loss(loss_fn)
     chosen = select_trainable(model, trainable)
     device_type = model_device(model).type
+    on_meta = meta or device_type == "meta"
     device_type = "cpu" if device_type == "meta" else device_type
+    dtype = resolve_autocast(autocast, device_type)
     if meta:
         inputs, targets = to_meta(inputs, targets)
     tensors, param_names, buffer_names = substitutes(model, chosen, meta=meta)
@@ -103,6 +111,8 @@ def run_trace(
                 record_saved=record_saved,
                 keep_calls=True,
                 device_type=device_type,
+                autocast=dtype,
+                emulate_autocast=on_meta,
             )
     except OdtlabError:
         raise

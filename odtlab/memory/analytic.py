@@ -13,7 +13,8 @@ parameters and buffers are not activations.
 
 The tests hold this prediction equal, byte for byte, to the measured one
 (:mod:`odtlab.memory.saved`) on every model of the zoo, for full training
-and for a frozen backbone.
+and for a frozen backbone, in fp32 and under bf16 and fp16 autocast (whose
+casts the trace replays on ``meta``, :mod:`odtlab.memory.autocast`).
 """
 
 from __future__ import annotations
@@ -90,13 +91,17 @@ def analytic_saved_tensors(
     trainable: TrainableSpec | Iterable[str] = None,
     *,
     train: bool = True,
+    autocast: Any = None,
 ) -> SavedActivations:
     """Predict what autograd keeps for backward, from shapes alone (on ``meta``).
 
     Same arguments and result type as
     :func:`odtlab.memory.measure_saved_tensors`; the model and the batch
     may live on any device (they are mirrored on ``meta``, nothing is
-    copied but shapes).
+    copied but shapes). With ``autocast=torch.bfloat16`` (or
+    ``torch.float16``) the prediction follows PyTorch's CPU autocast policy
+    (:mod:`odtlab.memory.autocast`): convolutions and linear layers keep
+    16-bit copies of their inputs and weights, the loss an fp32 log-softmax.
 
     Raises
     ------
@@ -111,10 +116,19 @@ def analytic_saved_tensors(
     >>> batch = (torch.zeros(5, 4), torch.zeros(5, dtype=torch.long))
     >>> analytic_saved_tensors(net, batch).total_bytes
     224
+
+    Under bf16 autocast the first layer keeps a bf16 copy of its input (40
+    bytes), ReLU its bf16 output (30), the second layer the bf16 copy of its
+    weight (12) and the loss an fp32 log-softmax (40), targets (40) and a
+    scalar (4):
+
+    >>> analytic_saved_tensors(net, batch, autocast=torch.bfloat16).total_bytes
+    166
     """
     trace, _ = run_trace(
-        model, example_batch, loss_fn, trainable, meta=True, record_saved=False, train=train
-    )
+        model, example_batch, loss_fn, trainable, meta=True, record_saved=False, train=train,
+        autocast=autocast,
+    )  # fmt: skip
     try:
         return predict_saved_tensors(trace)
     finally:

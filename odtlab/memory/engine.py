@@ -125,7 +125,7 @@ def _module_items(call: Any) -> list[Item]:
     if isinstance(m, _RELU_TYPES):
         return [_mask(x)] if _rg(x) else []
     if isinstance(m, nn.Dropout):
-        return [_mask(x)] if (_rg(x) and m.training and m.p > 0) else []
+        return [_mask(x)] if (_rg(x) and call.training and m.p > 0) else []
     if isinstance(m, _INPUT_ACTS):
         return [_int8("input (8-bit)", x)] if _rg(x) else []
     if isinstance(m, _OUTPUT_ACTS):

@@ -119,6 +119,7 @@ def profile_training(
     method: str = "measured",
     flops: bool = True,
     train: bool = True,
+    autocast: Any = None,
 ) -> TrainingMemoryReport:
     """Measure the memory of one training step of ``model`` on ``example_batch``.
 
@@ -153,6 +154,12 @@ def profile_training(
         batch statistics, dropout is on), then restore every module's mode.
         ``False``: keep each module in the mode it is in (e.g. a frozen
         backbone in eval mode).
+    autocast : torch.dtype, str or None
+        Mixed precision: ``torch.bfloat16``/``"bf16"`` or
+        ``torch.float16``/``"fp16"`` runs the forward and the loss under
+        ``torch.autocast`` (emulated on ``meta``, see
+        :mod:`odtlab.memory.autocast`); ``None`` follows the autocast already
+        enabled around the call, if any (else fp32).
 
     Returns
     -------
@@ -174,7 +181,7 @@ def profile_training(
     analytic = method == "analytic"
     trace, chosen = run_trace(
         model, example_batch, loss_fn, trainable, meta=analytic, record_saved=not analytic,
-        train=train,
+        train=train, autocast=autocast,
     )  # fmt: skip
     try:
         if accounting == "engine":
@@ -246,14 +253,16 @@ def analytic_report(
     *,
     accounting: str = "pytorch",
     flops: bool = True,
+    autocast: Any = None,
 ) -> TrainingMemoryReport:
     """:func:`profile_training` on the ``meta`` device with the per-layer formulas.
 
     Nothing is allocated, so it suits big models and big batches (build the
     model and the batch with ``device="meta"``). The activation bytes equal
-    the measured ones exactly on every zoo model.
+    the measured ones exactly on every zoo model, in fp32 and under
+    ``autocast=torch.bfloat16`` or ``torch.float16`` (mixed precision).
     """
     return profile_training(
         model, example_batch, loss_fn, optimizer, trainable, accounting=accounting,
-        method="analytic", flops=flops,
+        method="analytic", flops=flops, autocast=autocast,
     )  # fmt: skip

@@ -141,6 +141,9 @@ class Trace:
     device_type : str
         The device the numbers describe: the model's (``"cpu"`` for a model
         on ``meta``, whose analysis predicts the CPU).
+    autocast : torch.dtype or None
+        The 16-bit dtype of the autocast the forward ran under (real or
+        emulated on ``meta``, see :mod:`odtlab.memory.autocast`), or ``None``.
     """
 
     steps: list[Step]
@@ -153,6 +156,7 @@ class Trace:
     loss_key: int | None
     held_until: dict[int, int] = field(default_factory=dict)
     device_type: str = "cpu"
+    autocast: torch.dtype | None = None
     keepalive: list[Any] = field(default_factory=list, repr=False)
 
     def release(self) -> None:

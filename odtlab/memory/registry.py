@@ -6,11 +6,13 @@ torch functions called directly in a ``forward`` or a loss (``matmul``,
 ``softmax``, ``cross_entropy``...) by name; :data:`NO_SAVE_FUNCTIONS` lists
 the functions that keep nothing (views, adds, means). A leaf layer whose
 type is not in the table is traced op by op instead, so a custom layer
-built from known operations still works.
+built from known operations still works. Under autocast the formulas see
+each call as it ran, with its casts (:func:`with_casts`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +49,7 @@ __all__ = [
     "NO_SAVE_FUNCTIONS",
     "layer_formula",
     "kept_for_call",
+    "with_casts",
 ]
 
 
@@ -61,8 +64,7 @@ def _arg(call: Any, index: int, name: str, default: Any = None) -> Any:
 
 
 def _bn_layer(call: Any) -> list[Kept]:
-    m = call.target
-    training = m.training or (call.buffers.get("running_mean") is None)
+    training = call.training or (call.buffers.get("running_mean") is None)
     return batch_norm_kept(
         _first(call), call.params.get("weight"), call.params.get("bias"), training
     )
@@ -100,7 +102,7 @@ LAYER_FORMULAS: dict[type, Callable[[Any], list[Kept]]] = {
     nn.AvgPool1d: lambda c: input_kept(_first(c), c.output),
     nn.AvgPool2d: lambda c: input_kept(_first(c), c.output),
     nn.AdaptiveAvgPool2d: lambda c: adaptive_avg_pool_kept(_first(c), c.output),
-    nn.Dropout: lambda c: dropout_kept(_first(c), c.target.p, c.target.training, c.device_type),
+    nn.Dropout: lambda c: dropout_kept(_first(c), c.target.p, c.training, c.device_type),
     nn.Embedding: lambda c: embedding_kept(_first(c), c.params["weight"]),
     nn.Flatten: lambda c: [],
     nn.Unflatten: lambda c: [],
@@ -171,6 +173,32 @@ def layer_formula(module: nn.Module) -> Callable[[Any], list[Kept]] | None:
     return None
 
 
+def _swap(obj: Any, casts: dict[int, torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return casts.get(id(obj), obj)
+    if isinstance(obj, (list, tuple)) and not isinstance(obj, torch.Size):
+        return type(obj)(_swap(x, casts) for x in obj)
+    return obj
+
+
+def with_casts(call: Any) -> Any:
+    """``call`` as the layer ran it under autocast: each cast tensor replaced by its cast.
+
+    The formulas then keep what autograd keeps: a convolution under bf16
+    autocast keeps its bf16 input and the bf16 copy of its weight, not the
+    fp32 originals (see :mod:`odtlab.memory.autocast`).
+    """
+    casts = getattr(call, "casts", None)
+    if not casts:
+        return call
+    return dataclasses.replace(
+        call,
+        args=_swap(tuple(call.args), casts),
+        kwargs={k: _swap(v, casts) for k, v in call.kwargs.items()},
+        params={k: _swap(v, casts) for k, v in call.params.items()},
+    )
+
+
 def kept_for_call(call: Any, kind: str, module_name: str) -> list[Kept]:
     """What one recorded call keeps for backward, by its layer type or function name.
 
@@ -180,6 +208,7 @@ def kept_for_call(call: Any, kind: str, module_name: str) -> list[Kept]:
         For a layer type or function with no formula that has an input or
         parameter requiring grad (anything else keeps nothing, whatever it is).
     """
+    call = with_casts(call)
     tensors = [t for t in (*call.args, *call.kwargs.values(), *call.params.values())]
     if not any(_rg(t) for t in tensors) and not any(
         _rg(x) for a in call.args if isinstance(a, (list, tuple)) for x in a

@@ -9,13 +9,17 @@ saved to compute its input's gradient, but it is a weight, not an
 activation), and give each storage to the layer that saved it first.
 
 It works on the ``meta`` device as well: meta tensors have storages with
-sizes (but no data), so a big model can be measured without memory.
+sizes (but no data), so a big model can be measured without memory. Under
+mixed precision (``autocast=torch.bfloat16``) the forward runs under
+``torch.autocast``; on ``meta``, where autocast does nothing, its CPU policy
+is replayed by :class:`odtlab.memory.autocast.AutocastEmulator`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -80,6 +84,7 @@ def measure_saved_tensors(
     trainable: TrainableSpec | Iterable[str] = None,
     *,
     train: bool = True,
+    autocast: Any = None,
 ) -> SavedActivations:
     """Run ``loss_fn(model(inputs), targets)`` once and list what autograd saves.
 
@@ -99,6 +104,12 @@ def measure_saved_tensors(
         batch statistics, dropout is on), then restore every module's mode.
         ``False``: keep each module in the mode it is in (e.g. a frozen
         backbone in eval mode).
+    autocast : torch.dtype, str or None
+        Mixed precision: ``torch.bfloat16``/``"bf16"`` or
+        ``torch.float16``/``"fp16"`` runs the forward and the loss under
+        ``torch.autocast`` (emulated on ``meta``, see
+        :mod:`odtlab.memory.autocast`); ``None`` follows the autocast already
+        enabled around the call, if any (else fp32).
 
     Returns
     -------
@@ -114,8 +125,9 @@ def measure_saved_tensors(
     224
     """
     trace, _ = run_trace(
-        model, example_batch, loss_fn, trainable, meta=False, record_saved=True, train=train
-    )
+        model, example_batch, loss_fn, trainable, meta=False, record_saved=True, train=train,
+        autocast=autocast,
+    )  # fmt: skip
     saved = SavedActivations(list(trace.saved), "measured", dict(trace.saved_users))
     trace.release()
     return saved

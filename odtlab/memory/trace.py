@@ -17,6 +17,9 @@ How it works:
   *outside* such a layer and records it as one step;
 * tensors are identified by their storage (:func:`storage_key`), so views
   share an identity and in-place results keep their input's;
+* under mixed precision on ``meta`` (where ``torch.autocast`` does nothing)
+  the mode also casts each call's arguments as autocast would
+  (:mod:`odtlab.memory.autocast`) and notes the casts on the step's call;
 * when a module's ``forward`` returns, the tensors still bound to its local
   variables are noted (:attr:`Trace.held_until`): Python frees them only
   then, which matters for the memory timeline (attention's ``q``, ``k``,
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +45,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from odtlab.memory._setup import storage_key
+from odtlab.memory.autocast import AutocastEmulator
 from odtlab.memory.records import LOSS, ROOT, SavedTensor, Step, TensorRef, Trace
 
 __all__ = ["trace_training_forward", "function_kind"]
@@ -87,6 +92,9 @@ class _Call:
     params: dict[str, torch.Tensor] = field(default_factory=dict)
     buffers: dict[str, torch.Tensor] = field(default_factory=dict)
     device_type: str = "cpu"  # the device whose behaviour the formulas predict
+    training: bool = True  # the module's train flag while it ran (restored afterwards)
+    # id(original) -> its autocast copy, for calls whose tensors an emulated autocast cast
+    casts: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def _tensors(obj: Any) -> list[torch.Tensor]:
@@ -118,8 +126,10 @@ class _Tracer(TorchFunctionMode):
         batch_keys: set[int],
         keep_calls: bool,
         device_type: str = "cpu",
+        emulator: AutocastEmulator | None = None,
     ) -> None:
         super().__init__()
+        self.emulator = emulator
         self.opaque = opaque
         self.param_names = param_names
         self.buffer_names = buffer_names
@@ -206,8 +216,9 @@ class _Tracer(TorchFunctionMode):
             )
             if self.keep_calls:
                 self.current.call = _Call(
-                    module, tuple(args), dict(kwargs), None, params, buffers, self.device_type
-                )
+                    module, tuple(args), dict(kwargs), None, params, buffers, self.device_type,
+                    training=module.training,
+                )  # fmt: skip
 
     def post_hook(self, name: str, module: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
         if self.busy or not self.stack or self.stack[-1].name != name:
@@ -234,7 +245,10 @@ class _Tracer(TorchFunctionMode):
     # ---- functions outside known layers -------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
-        if self.busy or self.current is not None:
+        if self.busy:
+            return func(*args, **kwargs)
+        if self.current is not None:  # inside a known layer: only autocast's casts to replay
+            args, kwargs = self.autocast(func, args, kwargs, self.current)
             return func(*args, **kwargs)
         self.busy = True
         if self.stack and self.stack[-1].frame is None:
@@ -246,8 +260,11 @@ class _Tracer(TorchFunctionMode):
             len(self.steps), owner, function_kind(func), self.phase, inputs, module_type=owner_type
         )
         self.current = step
+        if self.keep_calls:
+            step.call = _Call(func, tuple(args), dict(kwargs), device_type=self.device_type)
+        cast_args, cast_kwargs = self.autocast(func, args, kwargs, step)
         try:
-            out = func(*args, **kwargs)
+            out = func(*cast_args, **cast_kwargs)
         finally:
             self.current = None
         outs = _tensors(out)
@@ -255,12 +272,25 @@ class _Tracer(TorchFunctionMode):
             self.busy = True
             step.outputs = [self.ref(t) for t in outs]
             self.busy = False
-            if self.keep_calls:
-                step.call = _Call(
-                    func, tuple(args), dict(kwargs), out, device_type=self.device_type
-                )
+            if step.call is not None:
+                step.call.output = out
             self.steps.append(step)
+        else:
+            step.call = None
         return out
+
+    def autocast(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], step: Step
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments as an emulated autocast casts them; the casts are noted on ``step``."""
+        if self.emulator is None:
+            return args, kwargs
+        new_args, new_kwargs, casts = self.emulator.cast(function_kind(func), args, kwargs)
+        if casts:
+            self.keepalive.extend([*_tensors((args, kwargs)), *casts.values()])
+            if step.call is not None:
+                step.call.casts.update(casts)
+        return new_args, new_kwargs
 
 
 def trace_training_forward(
@@ -276,6 +306,8 @@ def trace_training_forward(
     record_saved: bool,
     keep_calls: bool,
     device_type: str = "cpu",
+    autocast: torch.dtype | None = None,
+    emulate_autocast: bool = False,
 ) -> Trace:
     """Run ``loss_fn(model(inputs), targets)`` once, recording every step.
 
@@ -285,9 +317,23 @@ def trace_training_forward(
     recorded, once, with the step that saved it first. ``device_type`` is the
     device whose behaviour the formulas should predict (``"cpu"`` for a
     ``meta`` trace of a CPU or ``meta`` model).
+
+    With ``autocast`` (``torch.bfloat16`` or ``torch.float16``) the forward
+    and the loss run under ``torch.autocast(device_type, autocast)``, or,
+    with ``emulate_autocast=True`` (tensors on ``meta``, which autocast
+    ignores), under :class:`~odtlab.memory.autocast.AutocastEmulator`, which
+    notes the casts it makes on each step's call.
     """
     batch_keys = {storage_key(t) for t in _tensors((inputs, targets))}
-    tracer = _Tracer(opaque, param_names, buffer_names, batch_keys, keep_calls, device_type)
+    emulator = AutocastEmulator(autocast, device_type) if autocast and emulate_autocast else None
+    tracer = _Tracer(
+        opaque, param_names, buffer_names, batch_keys, keep_calls, device_type, emulator
+    )
+    mixed = (
+        torch.autocast(device_type, dtype=autocast)
+        if autocast is not None and emulator is None
+        else nullcontext()
+    )
     handles = []
     for name, module in model.named_modules():
         label = name or ROOT
@@ -306,10 +352,10 @@ def trace_training_forward(
     hooks = (
         torch.autograd.graph.saved_tensors_hooks(tracer.pack, lambda t: t)
         if record_saved
-        else _null()
+        else nullcontext()
     )
     try:
-        with hooks, tracer:
+        with hooks, mixed, tracer:
             outputs = torch.func.functional_call(model, dict(tensors), (inputs,), strict=False)
             tracer.stack.clear()
             tracer.phase = "loss"
@@ -338,13 +384,6 @@ def trace_training_forward(
         loss_key=storage_key(loss),
         held_until=tracer.held_until,
         device_type=device_type,
+        autocast=autocast,
         keepalive=tracer.keepalive,
     )
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -21,11 +21,15 @@ assembled from two honest measurements, see :mod:`odtlab.recipes.recompute`.
 
 **Precision.** The step is measured under the precision part's
 ``autocast`` (:class:`~odtlab.recipes.MixedPrecision`: autograd then saves
-16-bit tensors, and the measurement counts their real bytes). This is why a
-recipe's memory is always *measured*: the analytic model runs on ``meta``,
-where autocast does nothing. :class:`~odtlab.recipes.Int8` layers are
-registered with the memory model (:mod:`odtlab.recipes.quant_layers`), so
-both paths know them.
+16-bit tensors, and the measurement counts their real bytes), and its
+16-bit dtype is handed to :func:`~odtlab.memory.profile_training`
+(``autocast=``). For a model on ``meta``, where ``torch.autocast`` does
+nothing, the memory model (and the probe of checkpointed segments) replays
+PyTorch's CPU autocast policy (:mod:`odtlab.memory.autocast`), so a
+mixed-precision recipe can be sized for a 224x224 MobileNetV2 without
+allocating it, to the byte of the CPU measurement.
+:class:`~odtlab.recipes.Int8` layers are registered with the memory model
+(:mod:`odtlab.recipes.quant_layers`), so both paths know them.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from odtlab.memory import (
     profile_training,
     training_flops,
 )
+from odtlab.memory.autocast import EmulatedAutocast
 from odtlab.recipes.checkpointing import checkpointed_trunk, checkpointing_disabled
 from odtlab.recipes.microbatch import LossFn, default_loss, explain_tiny_batch, split_batch
 from odtlab.recipes.recompute import SegmentMemory, probe_segments, with_recompute
@@ -209,10 +214,14 @@ def _measure(
     def optimizer(params: Any) -> torch.optim.Optimizer:
         return recipe.optimizer_part.build(params, foreach=False)
 
+    precision = recipe.precision_part
+    autocast = None if precision is None else precision.autocast_dtype
     found = checkpointed_trunk(net)
     segments: list[SegmentMemory] = []
     if found is None:
-        report = profile_training(net, chunk, loss_fn, optimizer, None, accounting=accounting)
+        report = profile_training(
+            net, chunk, loss_fn, optimizer, None, accounting=accounting, autocast=autocast
+        )
         timeline, layers, flops = report.timeline, report.layers, report.flops
     else:
         if accounting != "pytorch":
@@ -221,8 +230,12 @@ def _measure(
                 f"{recipe.name!r} with accounting='pytorch'"
             )
         trunk_name, trunk = found
-        report = profile_training(net, chunk, loss_fn, optimizer, None, flops=False)
-        segments = probe_segments(net, trunk_name, trunk, chunk, loss_fn or default_loss)
+        report = profile_training(
+            net, chunk, loss_fn, optimizer, None, flops=False, autocast=autocast
+        )
+        on_meta = any(p.is_meta for p in net.parameters())
+        with EmulatedAutocast(autocast) if autocast and on_meta else contextlib.nullcontext():
+            segments = probe_segments(net, trunk_name, trunk, chunk, loss_fn or default_loss)
         label = trunk_name or "(model)"
         shape = tuple(chunk[0].shape) if isinstance(chunk[0], torch.Tensor) else None
         timeline = with_recompute(report.timeline, segments, report, label, shape)

@@ -30,13 +30,19 @@ bytes. Two 16-bit formats:
     checkpoints: a resumed run starts again at 2**16 and recalibrates within
     a few steps.
 
-Memory reports (:meth:`Recipe.memory_report`) measure the step under the
-same autocast, by asking autograd what it saves: the *measured* path. The
-analytic memory model runs on the ``meta`` device, which autocast does not
-touch (it acts per device type), so it cannot predict mixed precision.
+Memory reports (:meth:`Recipe.memory_report`) run the step under the same
+autocast (``autocast=`` :attr:`PrecisionPart.autocast_dtype` of
+:func:`odtlab.memory.profile_training`). On the CPU they ask autograd what
+it saves; for a model on the ``meta`` device, which ``torch.autocast`` does
+not touch (it acts per device type), the memory model replays PyTorch's CPU
+autocast policy (:mod:`odtlab.memory.autocast`) and agrees with the CPU
+measurement to the byte on every zoo model, as the analytic formulas do
+(``memory.analytic_saved_tensors(..., autocast=torch.bfloat16)``).
 Note that autocast also caches a 16-bit copy of each trained weight and
 autograd keeps it for backward: it shows up in the activations (it is not a
-parameter), half the size of the weight.
+parameter), half the size of the weight. A *frozen* weight is cast anew at
+every use and its copy is kept too, as soon as the layer's input needs a
+gradient.
 """
 
 from __future__ import annotations
@@ -82,6 +88,11 @@ class PrecisionPart(RecipePart):
     def autocast(self, model: nn.Module) -> AbstractContextManager[Any]:
         """Context manager around the forward pass and the loss (default: nothing)."""
         return contextlib.nullcontext()
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The 16-bit dtype of :meth:`autocast`, for the memory model (default: ``None``)."""
+        return None
 
     def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Run the backward pass of ``loss`` (default: ``loss.backward()``)."""
@@ -129,6 +140,10 @@ class MixedPrecision(PrecisionPart):
     def torch_dtype(self) -> torch.dtype:
         """``torch.bfloat16`` or ``torch.float16``."""
         return DTYPES[self.dtype]
+
+    @property
+    def autocast_dtype(self) -> torch.dtype:
+        return self.torch_dtype
 
     def autocast(self, model: nn.Module) -> AbstractContextManager[Any]:
         return torch.autocast(device_type=model_device_type(model), dtype=self.torch_dtype)
