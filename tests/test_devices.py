@@ -687,3 +687,21 @@ def test_calibration_refuses_impossible_power_figures():
 def test_register_needs_a_profile():
     with pytest.raises(TypeError, match="from_dict"):
         devices.register({"name": "x"})  # type: ignore[arg-type]
+
+
+def test_does_not_fit_names_the_short_lived_bytes_when_they_dominate():
+    from odtlab import devices
+    from odtlab.errors import DoesNotFit
+
+    transient = {"weights": 10_000, "gradients": 0, "optimizer": 0, "activations": 20_000,
+                 "peak": 300_000}  # fmt: skip
+    with pytest.raises(DoesNotFit) as info:
+        devices.check_fit(transient, "stm32f746")
+    message = str(info.value)
+    assert "Most of the peak, 263.7 KiB (90%), is in no category" in message
+    assert "What to try: a smaller batch" in message
+    resident = {**transient, "activations": 280_000}  # categories explain the peak
+    with pytest.raises(DoesNotFit) as info:
+        devices.check_fit(resident, "stm32f746")
+    assert "in no category" not in str(info.value)
+    assert "What to try: shrink the saved activations" in str(info.value)

@@ -242,7 +242,20 @@ def check_fit(job: Any, device: DeviceProfile | str) -> FitVerdict:
             f"Largest category: {v.largest_category}, {format_bytes(v.largest_bytes)} "
             f"({v.largest_bytes} bytes, {share:.0%} of the peak)."
         )
-    lines.append(f"What to try: {v.hint()}.")
+    rest = v.peak_bytes - sum(v.breakdown.values())
+    if v.breakdown and v.largest_bytes is not None and rest > v.largest_bytes:
+        lines.append(
+            f"Most of the peak, {format_bytes(rest)} ({rest / v.peak_bytes:.0%}), is in no "
+            "category: the batch and the short-lived tensors alive at the peak moment (a "
+            "layer's output, the gradients flowing back); a smaller batch or input "
+            "resolution shrinks them."
+        )
+        lines.append(
+            "What to try: a smaller batch (or MicroBatch(n) to keep the batch and split the "
+            f"step), a smaller input resolution; then {v.hint()}."
+        )
+    else:
+        lines.append(f"What to try: {v.hint()}.")
     err = DoesNotFit("\n".join(lines))
     err.verdict = v  # type: ignore[attr-defined]
     raise err
