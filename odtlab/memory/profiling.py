@@ -120,6 +120,7 @@ def profile_training(
     flops: bool = True,
     train: bool = True,
     autocast: Any = None,
+    fused_update: bool = False,
 ) -> TrainingMemoryReport:
     """Measure the memory of one training step of ``model`` on ``example_batch``.
 
@@ -160,12 +161,21 @@ def profile_training(
         ``torch.autocast`` (emulated on ``meta``, see
         :mod:`odtlab.memory.autocast`); ``None`` follows the autocast already
         enabled around the call, if any (else fp32).
+    fused_update : bool
+        Each trainable tensor is updated in backward and its gradient freed
+        at once (the 256 KB paper's in-place update,
+        :class:`~odtlab.recipes.UpdateInBackward`); see
+        :func:`~odtlab.memory.simulate_training_step`.
 
     Returns
     -------
     TrainingMemoryReport
         ``report.totals`` maps ``"weights"``, ``"gradients"``,
         ``"optimizer"``, ``"activations"`` and ``"peak"`` to bytes.
+        ``"gradients"`` is the bytes of all trainable gradients, alive
+        together at the end of backward; with ``fused_update=True`` it is
+        the most gradient bytes alive at once (those of one layer's
+        tensors, the largest such layer), since no whole gradient exists.
 
     Examples
     --------
@@ -198,16 +208,19 @@ def profile_training(
             timeline = simulate_training_step(
                 trace, saved.lifetimes(), weights=weights, param_grads=param_grads,
                 optimizer_state=state.total_bytes, tensor_bytes=_engine_size,
-                grad_bytes=_engine_size,
+                grad_bytes=_engine_size, fused_update=fused_update,
             )  # fmt: skip
             inference = simulate_inference(trace, weights=weights, tensor_bytes=_engine_size)
         else:
             weights = _weights(model)
-            workspace = 2 * max(param_grads.values()) if state.optimizer in _ADAM_FAMILY else 0
+            adam = state.optimizer in _ADAM_FAMILY  # two temporaries per tensor update
+            workspace = 2 * max(param_grads.values()) if adam else 0
             cpu = trace.device_type == "cpu"  # the kernel scratch rules are the CPU's
             timeline = simulate_training_step(
                 trace, saved.lifetimes(), weights=weights, param_grads=param_grads,
                 optimizer_state=state.total_bytes, optimizer_workspace=workspace,
+                fused_update=fused_update,
+                update_workspace=(lambda n: 2 * param_grads[n]) if adam else (lambda n: 0),
                 forward_scratch=forward_workspace if cpu else _no_scratch,
                 backward_scratch=backward_workspace if cpu else _no_scratch,
             )  # fmt: skip
@@ -221,7 +234,11 @@ def profile_training(
         trace.release()
     totals = {
         "weights": int(weights),
-        "gradients": int(sum(param_grads.values())),
+        "gradients": int(
+            max(e.live["gradients"] for e in timeline.events)
+            if fused_update
+            else sum(param_grads.values())
+        ),
         "optimizer": int(state.total_bytes),
         "activations": int(saved.total_bytes),
         "peak": int(timeline.peak),
@@ -254,6 +271,7 @@ def analytic_report(
     accounting: str = "pytorch",
     flops: bool = True,
     autocast: Any = None,
+    fused_update: bool = False,
 ) -> TrainingMemoryReport:
     """:func:`profile_training` on the ``meta`` device with the per-layer formulas.
 
@@ -264,5 +282,5 @@ def analytic_report(
     """
     return profile_training(
         model, example_batch, loss_fn, optimizer, trainable, accounting=accounting,
-        method="analytic", flops=flops, autocast=autocast,
+        method="analytic", flops=flops, autocast=autocast, fused_update=fused_update,
     )  # fmt: skip

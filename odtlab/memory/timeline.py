@@ -44,6 +44,14 @@ Rules of the replay:
   single-tensor CPU implementation) also make two parameter-sized
   temporaries for the largest parameter (``exp_avg_sq.sqrt()`` and its
   quotient).
+* update in backward (``fused_update=True``, the 256 KB paper's in-place
+  update, :class:`~odtlab.recipes.UpdateInBackward`): right after the
+  backward step that last uses a trainable tensor (the earliest use in the
+  forward), autograd writes its ``.grad``, the per-tensor optimizer steps
+  (its temporaries, e.g. Adam's two, alive with the gradient) and the
+  gradient is freed. The gradient of a layer therefore lives for one step,
+  with the incoming gradient already released; no gradient is left for
+  ``optimizer.step()``, which does nothing.
 
 **Measured error.** Against ``torch.profiler`` (CPU, ``profile_memory=True``,
 one real steady-state training step, see :mod:`odtlab.memory.profiler`),
@@ -198,6 +206,8 @@ def simulate_training_step(
     backward_scratch: Callable[[Step], int] = lambda s: 0,
     batch_bytes: int | None = None,
     steady_state: bool = True,
+    fused_update: bool = False,
+    update_workspace: Callable[[str], int] = lambda name: 0,
 ) -> Timeline:
     """Replay forward, backward and one optimizer step; return the timeline.
 
@@ -227,6 +237,14 @@ def simulate_training_step(
         Replay a step after the first one (default): the optimizer state is
         already resident when the forward pass starts. With ``False``, the
         very first step, whose state is created by ``optimizer.step()``.
+    fused_update : bool
+        Update each trainable tensor in backward and free its gradient at
+        once (see the module docstring); ``optimizer_workspace`` is then
+        unused and the optimizer state of a first step (``steady_state=False``)
+        appears at the first update.
+    update_workspace : callable
+        ``parameter name -> bytes`` of temporaries while that tensor's update
+        runs in backward (``fused_update=True`` only); none by default.
     """
     saved = list(saved)
     saved_bytes = {key: nbytes for key, nbytes, _ in saved}
@@ -295,6 +313,15 @@ def simulate_training_step(
             mem.free(block)
 
     loss_step = trace.steps[-1].index if trace.steps else -1
+    updated_at: dict[int, list[str]] = {}  # fused: backward step after which a tensor updates
+    if fused_update:
+        last_use: dict[str, int] = {}
+        for step in trace.steps:
+            for ref in step.inputs:
+                if ref.role == "param" and ref.requires_grad and step.needs_backward:
+                    last_use.setdefault(ref.name, step.index)
+        for name, index in last_use.items():
+            updated_at.setdefault(index, []).append(name)
     for step in reversed(trace.steps):
         if not step.needs_backward:
             continue
@@ -331,15 +358,24 @@ def simulate_training_step(
             release(grad_of.pop(v))
         for key in freed_at.get(step.index, []):
             mem.free(key)
-    for name in [n for n, (_, c) in mem.blocks.items() if c != "gradients"]:
+        names = updated_at.get(step.index, [])
+        if names:  # fused: .grad written, the tensor's optimizer steps, the gradient is freed
+            if not steady_state:
+                mem.add("optimizer state", optimizer_state, "optimizer")
+            mem.add("update temporaries", max(update_workspace(n) for n in names), "transient")
+            mem.record("backward", f"{step.module} update in backward".strip())
+            mem.free("update temporaries")
+            for name in names:
+                mem.free(("param grad", name))
+    for name in [n for n, (_, c) in mem.blocks.items() if c not in ("gradients", "optimizer")]:
         mem.free(name)
     mem.record("backward", "end of backward")
 
     # ---- optimizer step: state appears at the first step, plus short-lived temporaries
     if not steady_state:
         mem.add("optimizer state", optimizer_state, "optimizer")
-    mem.add("optimizer temporaries", optimizer_workspace, "transient")
-    mem.record("optimizer", "optimizer.step()")
+    mem.add("optimizer temporaries", 0 if fused_update else optimizer_workspace, "transient")
+    mem.record("optimizer", "optimizer.step()" + (" (done in backward)" if fused_update else ""))
     mem.free("optimizer temporaries")
     mem.record("optimizer", "after step")
     return timeline

@@ -13,6 +13,8 @@ micro-batch        :class:`MicroBatch` (gradient accumulation; BatchNorm
                    ``"keep"``, ``"frozen"`` or ``"group"``)
 optimizer          :class:`SGD` (default, lr 0.05), :class:`Momentum`,
                    :class:`Adam`, :class:`AdamW`, :class:`Adam8bit`
+update             :class:`UpdateInBackward` (each tensor stepped inside
+                   backward, its gradient freed at once)
 precision          :class:`MixedPrecision` (bf16/fp16 autocast),
                    :class:`Int8` (int8 graph with QAS)
 batchnorm          :class:`BatchNormPolicy`
@@ -46,6 +48,7 @@ from odtlab.recipes.checkpointing import (
     segment_bounds,
 )
 from odtlab.recipes.fold import count_batchnorms, fold_batchnorm
+from odtlab.recipes.fused_update import FusedBackwardOptimizer, UpdateInBackward
 from odtlab.recipes.lite_residual import (
     InvertedResidualWithLite,
     LiteResidual,
@@ -153,6 +156,8 @@ __all__ = [
     "AdamW",
     "Adam8bit",
     "BlockwiseAdam8bit",
+    "UpdateInBackward",
+    "FusedBackwardOptimizer",
     # precision
     "PrecisionPart",
     "MixedPrecision",

@@ -26,10 +26,11 @@ __all__ = ["RecipePart", "KINDS", "check_positive_int", "check_positive_float", 
 
 #: The slots of a recipe. :meth:`Recipe.prepare` applies the trainable and precision
 #: parts' changes first, then BatchNorm, activations and checkpointing, and sets the
-#: trainable flags last.
+#: trainable flags last. ``"update"`` says *when* the optimizer steps (in backward, see
+#: :class:`~odtlab.recipes.fused_update.UpdateInBackward`).
 KINDS = (
     "batchnorm", "activations", "checkpointing", "micro-batch", "trainable", "precision",
-    "optimizer",
+    "optimizer", "update",
 )  # fmt: skip
 
 

@@ -15,6 +15,11 @@ short-lived buffer before it is added into ``.grad``. The whole batch stays
 in memory (``train_step`` slices it), so the ``batch`` category holds the
 whole batch. ``totals["activations"]`` is one micro-batch's.
 
+**Update in backward.** With :class:`~odtlab.recipes.UpdateInBackward`
+the timeline is built with ``fused_update=True``: each tensor's gradient
+lives from its backward step to its update right after it, and
+``totals["gradients"]`` is the most gradient bytes alive at once.
+
 **Checkpointing.** Non-reentrant checkpointing hides what it recomputes
 from the saved-tensor hooks the memory measurement uses; the report is
 assembled from two honest measurements, see :mod:`odtlab.recipes.recompute`.
@@ -123,10 +128,13 @@ def _accumulated(timeline: Timeline, gradients: int, extra_batch: int, chunks: i
     return _map_events(timeline, change)
 
 
-def _nbytes(x: Any) -> int:
+def _nbytes(x: Any, accounting: str = "pytorch") -> int:
+    """Bytes of a batch as the accounting stores it (the engine: 1 byte per float element)."""
     if isinstance(x, torch.Tensor):
+        if accounting == "engine" and x.dtype.is_floating_point:
+            return x.numel()
         return x.numel() * x.element_size()
-    return sum(_nbytes(t) for t in x)
+    return sum(_nbytes(t, accounting) for t in x)
 
 
 def _own(x: Any) -> Any:
@@ -216,12 +224,14 @@ def _measure(
 
     precision = recipe.precision_part
     autocast = None if precision is None else precision.autocast_dtype
+    fused = recipe.update_in_backward
     found = checkpointed_trunk(net)
     segments: list[SegmentMemory] = []
     if found is None:
         report = profile_training(
-            net, chunk, loss_fn, optimizer, None, accounting=accounting, autocast=autocast
-        )
+            net, chunk, loss_fn, optimizer, None, accounting=accounting, autocast=autocast,
+            fused_update=fused,
+        )  # fmt: skip
         timeline, layers, flops = report.timeline, report.layers, report.flops
     else:
         if accounting != "pytorch":
@@ -231,8 +241,9 @@ def _measure(
             )
         trunk_name, trunk = found
         report = profile_training(
-            net, chunk, loss_fn, optimizer, None, flops=False, autocast=autocast
-        )
+            net, chunk, loss_fn, optimizer, None, flops=False, autocast=autocast,
+            fused_update=fused,
+        )  # fmt: skip
         on_meta = any(p.is_meta for p in net.parameters())
         with EmulatedAutocast(autocast) if autocast and on_meta else contextlib.nullcontext():
             segments = probe_segments(net, trunk_name, trunk, chunk, loss_fn or default_loss)
@@ -246,7 +257,7 @@ def _measure(
             flops = training_flops(net, chunk, loss_fn, None)
         recompute = sum(s.recompute_flops for s in segments)
         flops = {**flops, "recompute": recompute, "total": flops["total"] + recompute}
-    full_batch = _nbytes(inputs) + _nbytes(targets)
+    full_batch = _nbytes(inputs, accounting) + _nbytes(targets, accounting)
     timeline = _accumulated(
         timeline, report.totals["gradients"], full_batch - report.batch_bytes, chunks
     )

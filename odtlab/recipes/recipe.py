@@ -25,6 +25,7 @@ from odtlab.errors import InvalidRecipe
 from odtlab.recipes.activations import InPlaceActivations
 from odtlab.recipes.base import KINDS, RecipePart
 from odtlab.recipes.checkpointing import Checkpointing, plan_segments, remove_checkpointing
+from odtlab.recipes.fused_update import FusedBackwardOptimizer, check_update_in_backward
 from odtlab.recipes.microbatch import LossFn, MicroBatch, accumulate_step
 from odtlab.recipes.norm import BatchNormPolicy, set_batchnorm_mode
 from odtlab.recipes.optimizers import SGD, OptimizerPart
@@ -64,7 +65,8 @@ class Recipe:
         optimizer (:class:`SGD`, :class:`Momentum`, :class:`Adam`,
         :class:`AdamW`; default ``SGD(lr=0.05)``), :class:`BatchNormPolicy`,
         :class:`InPlaceActivations`, a precision (:class:`Int8`,
-        :class:`MixedPrecision`; default fp32).
+        :class:`MixedPrecision`; default fp32), :class:`UpdateInBackward`
+        (each tensor stepped in backward, its gradient freed at once).
     name : str or None
         A label for tables; by default the part names joined by ``+``,
         starting with the trainable set, e.g. ``"bias-only+mb(4)+sgd"``.
@@ -80,12 +82,15 @@ class Recipe:
         The precision part, ``None`` for plain fp32.
     micro_batches : int
         1 unless a :class:`MicroBatch` part is present.
+    update_in_backward : bool
+        Whether an :class:`UpdateInBackward` part is present.
 
     Raises
     ------
     InvalidRecipe
-        For two parts of one kind, a class instead of a part, or
-        ``MicroBatch(bn=...)`` disagreeing with a :class:`BatchNormPolicy`.
+        For two parts of one kind, a class instead of a part,
+        ``MicroBatch(bn=...)`` disagreeing with a :class:`BatchNormPolicy`, or
+        :class:`UpdateInBackward` with ``MicroBatch(n > 1)`` or fp16.
     """
 
     def __init__(self, *parts: RecipePart, name: str | None = None) -> None:
@@ -105,6 +110,7 @@ class Recipe:
                 raise InvalidRecipe(
                     f"{mb!r} and {bnp!r} ask for different BatchNorm modes; set it in one place"
                 )
+        check_update_in_backward(by_kind)
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidRecipe(f"Recipe(name={name!r}): name must be a non-empty string")
         self.parts: tuple[RecipePart, ...] = tuple(checked)
@@ -112,6 +118,7 @@ class Recipe:
         self.trainable_part: TrainablePart = by_kind.get("trainable", Full())  # type: ignore[assignment]
         self.optimizer_part: OptimizerPart = by_kind.get("optimizer", SGD())  # type: ignore[assignment]
         self.micro_batches: int = mb.n if isinstance(mb, MicroBatch) else 1
+        self.update_in_backward: bool = "update" in by_kind
         precision = by_kind.get("precision")
         self.precision_part: PrecisionPart | None = (
             precision if isinstance(precision, PrecisionPart) else None
@@ -226,7 +233,9 @@ class Recipe:
 
         Tensors with ``requires_grad=False`` are left out, so
         ``make_optimizer(model.parameters())`` after :meth:`prepare` is right.
-        Param-group dicts are passed through as they are.
+        Param-group dicts are passed through as they are. With
+        :class:`UpdateInBackward`, a :class:`FusedBackwardOptimizer` (one
+        optimizer per tensor, stepped in backward; its ``step()`` does nothing).
         """
         items = list(params)
         chosen = [p for p in items if isinstance(p, dict) or p.requires_grad]
@@ -235,6 +244,8 @@ class Recipe:
                 "make_optimizer got no trainable parameter; call recipe.prepare(model) first, "
                 "then recipe.make_optimizer(model.parameters())"
             )
+        if self.update_in_backward:
+            return FusedBackwardOptimizer(chosen, self.optimizer_part.build)
         return self.optimizer_part.build(chosen)
 
     def train_step(
