@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
@@ -20,7 +21,7 @@ from odtlab.recipes.base import check_positive_float, check_positive_int
 __all__ = ["LoRALinear", "LoRAConv2d"]
 
 
-class _LoRALayer(nn.Module):
+class _LoRALayer(nn.Module, ABC):
     """Shared forward, scaling and merge of :class:`LoRALinear` and :class:`LoRAConv2d`."""
 
     base: nn.Module
@@ -64,9 +65,9 @@ class _LoRALayer(nn.Module):
         h = x if isinstance(self.dropout, nn.Identity) else self.dropout(x)
         return self.base(x) + self.lora_B(self.lora_A(h)) * self.scaling
 
+    @abstractmethod
     def delta_weight(self) -> torch.Tensor:
         """The update ``scaling * B @ A`` in the shape of ``base.weight``."""
-        raise NotImplementedError
 
     def merge(self) -> nn.Module:
         """A plain copy of ``base`` with ``W + scaling * B @ A`` folded in (``self`` unchanged).
