@@ -61,9 +61,7 @@ class _LoRALayer(nn.Module, ABC):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``base(x) + scaling * B(A(dropout(x)))``, as peft computes it."""
-        # Without dropout, A reads x itself (no extra call on the way).
-        h = x if isinstance(self.dropout, nn.Identity) else self.dropout(x)
-        return self.base(x) + self.lora_B(self.lora_A(h)) * self.scaling
+        return self.base(x) + self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
 
     @abstractmethod
     def delta_weight(self) -> torch.Tensor:
