@@ -43,7 +43,7 @@ from torch import nn
 
 from odtlab import memory, models
 from odtlab.recipes import SGD, Recipe
-from odtlab.recipes.tinytl import tinytl_methods
+from odtlab.recipes.trainable.tinytl import tinytl_methods
 
 MiB = 2**20
 
@@ -159,8 +159,8 @@ def _sparse_memory(part: object, model: nn.Module, resolution: int) -> dict[str,
 
 def lin2022_sparse_update() -> list[Comparison]:
     """The 256 KB paper's sparse update against full update on MCUNet-5FPS (128x128, batch 1)."""
-    from odtlab.recipes.sparse_update import SparseUpdate, paper_scheme_100kb
-    from odtlab.recipes.trainable import Full
+    from odtlab.recipes.trainable.basic import Full
+    from odtlab.recipes.trainable.sparse_update import SparseUpdate, paper_scheme_100kb
 
     KiB = 1024
     model = models.mcunet(blocks="mcunet-5fps", num_classes=102, device="meta")
@@ -201,7 +201,7 @@ def lin2022_sparse_update() -> list[Comparison]:
 def lin2022_qas() -> list[Comparison]:
     """QAS: the int8 graph's ||W||/||G|| against the fp32 graph's, median over the layers."""
     from odtlab import data
-    from odtlab.recipes.quantized import qas_gradient_scale_report
+    from odtlab.recipes.precision.int8 import qas_gradient_scale_report
 
     images = data.train_test("target-new-classes", 16, 1, seed=0)[0]
     batch = data.as_tensors(images)

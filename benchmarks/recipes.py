@@ -35,9 +35,11 @@ from odtlab.recipes import (
     LastLayer,
     MicroBatch,
     Recipe,
-    presets,
+    named,
+    recipe_names,
 )
-from odtlab.recipes.memory import profiled_recipe_peak
+from odtlab.train import profile
+from odtlab.train.profile import profiled_recipe_peak
 
 MODEL_KWARGS = {
     "mobilenetv2": {"width_mult": 0.35, "num_classes": 10},
@@ -46,9 +48,8 @@ MODEL_KWARGS = {
 
 
 def recipes() -> list[Recipe]:
-    found = presets()
     return [
-        *found.values(),
+        *(named(n) for n in recipe_names()[:6]),
         Recipe(Full(), Checkpointing(2)),
         Recipe(Full(), Checkpointing(None)),
         Recipe(Full(), MicroBatch(2)),
@@ -104,7 +105,7 @@ def main() -> None:
     print(head)
     base = None
     for recipe in recipes():
-        report = recipe.memory_report(model, batch)
+        report = profile(model, batch, recipe)
         seconds = time_per_step(recipe, model, batch, args.steps)
         peak, act = report.totals["peak"], report.totals["activations"]
         if base is None:

@@ -8,7 +8,20 @@ gives a report*. Import it as::
 
 from __future__ import annotations
 
-from odtlab import cl, data, devices, errors, fl, grading, memory, models, recipes, train, viz
+from odtlab import (
+    cl,
+    data,
+    devices,
+    errors,
+    fl,
+    grading,
+    memory,
+    models,
+    recipes,
+    search,
+    train,
+    viz,
+)
 from odtlab.errors import (
     CorruptCheckpoint,
     DoesNotFit,
@@ -30,6 +43,7 @@ __all__ = [
     "data",
     "recipes",
     "train",
+    "search",
     "fl",
     "cl",
     "grading",

@@ -16,7 +16,7 @@ from torch import nn
 from odtlab import data, memory, models
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes import Adam, Full, Recipe
-from odtlab.recipes.adam8bit import (
+from odtlab.recipes.optim.adam8bit import (
     Adam8bit,
     BlockwiseAdam8bit,
     dequantize_blockwise,
@@ -24,6 +24,7 @@ from odtlab.recipes.adam8bit import (
     linear_code,
     quantize_blockwise,
 )
+from odtlab.train import profile
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -267,13 +268,13 @@ def test_state_dict_round_trip_with_weights_only_load() -> None:
 def test_recipe_part_and_memory_report() -> None:
     model = models.build("cnn")
     batch = models.example_batch("cnn", 8, resolution=16)
-    report = Recipe(Full(), Adam8bit()).memory_report(model, batch)
+    report = profile(model, batch, Recipe(Full(), Adam8bit()))
     expected = 0
     for p in model.parameters():
         n = p.numel()
         expected += 4 + (2 * n + 8 * math.ceil(n / 256) if n >= 4096 else 8 * n)
     assert report.totals["optimizer"] == expected == 54_988  # fp32 Adam: 192,508
-    adam = Recipe(Full(), Adam()).memory_report(model, batch)
+    adam = profile(model, batch, Recipe(Full(), Adam()))
     assert adam.totals["optimizer"] == 192_508
     assert Recipe(Full(), Adam8bit()).name == "full+adam8bit"
     opt = Adam8bit(lr=0.1, block_size=64, min_8bit_size=10).build(
@@ -294,6 +295,6 @@ def test_bad_arguments_are_refused() -> None:
 
 
 def test_docstring_examples() -> None:
-    module = importlib.import_module("odtlab.recipes.adam8bit")
+    module = importlib.import_module("odtlab.recipes.optim.adam8bit")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0

@@ -171,15 +171,40 @@ def test_save_keeps_the_previous_checkpoint(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "last.ckpt.prev"]
 
 
-def test_crash_mid_save_leaves_the_last_good_checkpoint(tmp_path):
+class _CutFile:
+    """A file whose power goes after ``limit`` bytes: it writes them, then raises PowerLoss."""
+
+    def __init__(self, real, limit):
+        self.real, self.limit = real, limit
+
+    def write(self, blob):
+        self.real.write(bytes(blob)[: self.limit])
+        self.real.flush()
+        raise PowerLoss(f"power cut after {self.limit} bytes")
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.real.__exit__(*exc)
+
+
+def test_crash_mid_save_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
     model, _ = trained_pair()
     path = tmp_path / "last.ckpt"
     save_checkpoint(path, model=model, step=1)
     save_checkpoint(path, model=model, step=2)
     good = path.read_bytes()
+    real_fdopen = cf.os.fdopen
     for fraction in (0.0, 0.3, 0.99):
+        limit = int(len(good) * fraction)
+        monkeypatch.setattr(cf.os, "fdopen", lambda *a, limit=limit: _CutFile(real_fdopen(*a), limit))
         with pytest.raises(PowerLoss):
-            save_checkpoint(path, model=model, step=3, _cut_at_fraction=fraction)
+            save_checkpoint(path, model=model, step=3)
+        monkeypatch.undo()
         assert path.read_bytes() == good
         assert read_checkpoint(previous_path(path)).step == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "last.ckpt.prev"]

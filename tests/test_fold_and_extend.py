@@ -10,7 +10,8 @@ from torch import nn
 
 from odtlab import memory, models
 from odtlab.memory.formulas import keep
-from odtlab.recipes.fold import count_batchnorms, fold_batchnorm
+from odtlab.recipes.layers.fold import count_batchnorms, fold_batchnorm
+from odtlab.train import profile
 
 
 @pytest.mark.parametrize("name", ["mcunet", "mobilenetv2", "cnn"])
@@ -78,7 +79,7 @@ def test_mcu_reads_frozen_weights_from_flash() -> None:
 
     net = fold_batchnorm(models.build("mcunet", num_classes=10))
     batch = models.example_batch("mcunet", 1, resolution=64, num_classes=10)
-    report = Recipe(BiasOnly()).memory_report(net, batch, accounting="engine")
+    report = profile(net, batch, Recipe(BiasOnly()), accounting="engine")
     frozen = sum(p.numel() for n, p in net.named_parameters() if not n.endswith("bias"))
     frozen -= net.classifier.weight.numel()  # bias-only trains the classifier's weight too
     assert report.frozen_weight_bytes == frozen  # int8: one byte per frozen element

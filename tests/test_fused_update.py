@@ -21,9 +21,9 @@ from odtlab.recipes import (
     Recipe,
 )
 from odtlab.recipes.base import KINDS
-from odtlab.recipes.fused_update import FusedBackwardOptimizer, UpdateInBackward
-from odtlab.recipes.memory import profiled_recipe_peak
-from odtlab.train import Trainer, read_checkpoint, save_checkpoint
+from odtlab.recipes.optim.in_backward import FusedBackwardOptimizer, UpdateInBackward
+from odtlab.train import Trainer, profile, read_checkpoint, save_checkpoint
+from odtlab.train.profile import profiled_recipe_peak
 
 
 class Tiny(nn.Module):
@@ -161,8 +161,8 @@ def test_trainer_runs_it_with_checkpoints(tmp_path):
 
 def test_timeline_by_hand():
     """Tiny: gradients 576 + 1088 + 272 = 1936 bytes, never together with the part."""
-    plain = Recipe(Full()).memory_report(Tiny(), tiny_batch())
-    fused = Recipe(Full(), UpdateInBackward()).memory_report(Tiny(), tiny_batch())
+    plain = profile(Tiny(), tiny_batch(), Recipe(Full()))
+    fused = profile(Tiny(), tiny_batch(), Recipe(Full(), UpdateInBackward()))
     assert plain.totals["gradients"] == 1936
     assert fused.totals["gradients"] == 1088  # the most alive at once: the middle Linear's
     grads = [e.live["gradients"] for e in fused.timeline.events]
@@ -185,7 +185,7 @@ def test_peak_agrees_with_torch_profiler(name, opt):
     # the part: cnn 0.9997, mcunet 0.9976 (SGD 19,354,532 vs 19,401,996).
     recipe = Recipe(Full(), opt, UpdateInBackward())
     model, batch = models.build(name), models.example_batch(name, 8)
-    predicted = recipe.memory_report(model, batch).totals["peak"]
+    predicted = profile(model, batch, recipe).totals["peak"]
     assert predicted == pytest.approx(profiled_recipe_peak(recipe, model, batch), rel=0.01)
 
 
@@ -195,7 +195,7 @@ def test_full_update_of_mcunet_on_the_mcu_saves_about_the_gradients():
     def peak(*parts):
         model = models.build("mcunet", device="meta")
         batch = models.example_batch("mcunet", 1, device="meta")
-        return Recipe(Full(), SGD(), *parts).memory_report(model, batch, accounting="engine")
+        return profile(model, batch, Recipe(Full(), SGD(), *parts), accounting="engine")
 
     plain, fused = peak(), peak(UpdateInBackward())
     assert plain.totals["gradients"] == 742_344
@@ -214,7 +214,7 @@ def test_works_with_checkpointing():
     plain, _, _ = run_steps(Recipe(Full(), Checkpointing(2), Adam(lr=0.01)), Tiny(), batch, 2)
     for p, q in zip(plain.parameters(), net.parameters(), strict=True):
         torch.testing.assert_close(q, p, rtol=0, atol=1e-6)
-    report = recipe.memory_report(Tiny(), batch)
+    report = profile(Tiny(), batch, recipe)
     assert report.totals["peak"] == pytest.approx(
         profiled_recipe_peak(recipe, Tiny(), batch), rel=0.02
     )

@@ -13,7 +13,7 @@ from torch import nn
 from odtlab import data, memory, models
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes import Adam, Full, Recipe
-from odtlab.recipes.lora import (
+from odtlab.recipes.trainable.lora import (
     LoRA,
     LoRAConv2d,
     LoRALinear,
@@ -22,6 +22,7 @@ from odtlab.recipes.lora import (
     merge_lora,
     remove_lora,
 )
+from odtlab.train import profile
 
 #: The zoo models of these tests, small: (builder kwargs, example_batch kwargs, peft targets).
 ZOO = {
@@ -304,14 +305,14 @@ def test_analytic_activations_equal_the_measured_ones(name: str, accounting: str
 def test_adam_state_is_eight_bytes_per_trained_element(name: str) -> None:
     model, batch = _model_and_batch(name)
     recipe = Recipe(LoRA(rank=4, alpha=8), Adam())
-    report = recipe.memory_report(model, batch)
+    report = profile(model, batch, recipe)
     net = recipe.prepare(copy.deepcopy(model))
     trained = [p for p in net.parameters() if p.requires_grad]
     elements = sum(p.numel() for p in trained)
     # exp_avg and exp_avg_sq in fp32, plus one 4-byte step counter per tensor
     assert report.totals["optimizer"] == 2 * 4 * elements + 4 * len(trained)
     assert report.totals["gradients"] == 4 * elements
-    full = Recipe(Full(), Adam()).memory_report(model, batch)
+    full = profile(model, batch, Recipe(Full(), Adam()))
     # transformer (seq 16, 4 classes): 59,528 vs 579,768 bytes; cnn: 22,928 vs 192,508
     assert report.totals["optimizer"] < 0.15 * full.totals["optimizer"]
 
@@ -326,6 +327,6 @@ def test_the_rule_without_a_model_uses_zoo_names() -> None:
 
 
 def test_docstring_examples() -> None:
-    module = importlib.import_module("odtlab.recipes.lora")
+    module = importlib.import_module("odtlab.recipes.trainable.lora")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0

@@ -18,9 +18,10 @@ from odtlab.memory import AnalyticUnsupported, MemoryArgumentError
 from odtlab.memory.autocast import AutocastEmulator, EmulatedAutocast, autocast_policy
 from odtlab.recipes import SGD, BiasOnly, Checkpointing, Full, LastLayer, MicroBatch, Recipe
 from odtlab.recipes.base import KINDS
-from odtlab.recipes.memory import profiled_recipe_peak
-from odtlab.recipes.precision import DTYPES, MixedPrecision, PrecisionPart
-from odtlab.recipes.quantized import Int8
+from odtlab.recipes.precision.int8 import Int8
+from odtlab.recipes.precision.mixed import DTYPES, MixedPrecision, PrecisionPart
+from odtlab.train import profile
+from odtlab.train.profile import profiled_recipe_peak
 
 
 def _layers(report: object) -> dict[str, int]:
@@ -42,8 +43,8 @@ def test_16_bit_activations_are_half_plus_a_16_bit_weight_copy(dtype: str) -> No
     """
     model = models.build("cnn")
     batch = models.example_batch("cnn", 8)
-    fp32 = Recipe(Full()).memory_report(model, batch)
-    half = Recipe(Full(), MixedPrecision(dtype)).memory_report(model, batch)
+    fp32 = profile(model, batch, Recipe(Full()))
+    half = profile(model, batch, Recipe(Full(), MixedPrecision(dtype)))
     a, b = _layers(fp32), _layers(half)
     weights = {n: m.weight.numel() for n, m in model.named_modules() if hasattr(m, "weight")}
     for name in ["features.block1.conv", "features.block2.conv", "features.block3.conv",
@@ -316,7 +317,7 @@ def test_mixed_precision_recipe_on_meta_equals_the_cpu_measurement(extra: tuple)
     for device in ("cpu", "meta"):
         net = models.mobilenetv2(width_mult=0.35, num_classes=10, device=device)
         batch = models.example_batch("mobilenetv2", 2, resolution=32, num_classes=10, device=device)
-        reports.append(recipe.memory_report(net, batch))
+        reports.append(profile(net, batch, recipe))
     cpu, meta = reports
     assert meta.totals == cpu.totals  # activations, peak and all
     assert [r.activation_bytes for r in meta.layers] == [r.activation_bytes for r in cpu.layers]
@@ -328,22 +329,20 @@ def test_mixed_precision_recipe_on_meta_equals_the_cpu_measurement(extra: tuple)
 def test_mixed_precision_recipe_for_full_size_mobilenetv2_on_meta() -> None:
     """MobileNetV2 1.0, 224x224, batch 8: bf16 autocast halves the activations (and a bit)."""
     batch = models.example_batch("mobilenetv2", 8, device="meta")
-    fp32 = Recipe(Full()).memory_report(models.mobilenetv2(device="meta"), batch)
-    bf16 = Recipe(Full(), MixedPrecision("bf16")).memory_report(
-        models.mobilenetv2(device="meta"), batch
-    )
+    fp32 = profile(models.mobilenetv2(device="meta"), batch, Recipe(Full()))
+    bf16 = profile(models.mobilenetv2(device="meta"), batch, Recipe(Full(), MixedPrecision("bf16")))
     assert (fp32.totals["activations"], bf16.totals["activations"]) == (625844804, 319946180)
     assert bf16.totals["weights"] == fp32.totals["weights"]  # fp32 master weights
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the timeline does not model autocast's short-lived casts (16-bit copies nobody "
-    "keeps, 16-bit gradients cast back to fp32): MCUNet's bf16 peak is ~16 % below the profiler",
-)
-def test_timeline_peak_under_autocast_matches_the_profiler() -> None:
+def test_timeline_peak_under_autocast_is_within_a_fifth_of_the_profiler() -> None:
+    # The timeline does not model autocast's short-lived casts (16-bit copies nobody keeps,
+    # 16-bit gradients cast back to fp32), and which of them CPU kernels make depends on the
+    # processor: MCUNet's bf16 peak came out 16 % below the profiler on one x86 CPU and 2.5 %
+    # above it on an AMD EPYC (AVX2). The claim that holds on every CPU is the bound below;
+    # the fp32 timeline, with no casts, is held to the byte in test_recipes_memory.py.
     model, batch = _zoo("mcunet", "cpu")
     recipe = Recipe(Full(), MixedPrecision("bf16"))
-    predicted = recipe.memory_report(model, batch).totals["peak"]
+    predicted = profile(model, batch, recipe).totals["peak"]
     real = profiled_recipe_peak(recipe, model, batch)
-    assert abs(predicted - real) <= 0.10 * real, (predicted, real)
+    assert abs(predicted - real) <= 0.20 * real, (predicted, real)

@@ -17,10 +17,11 @@ from odtlab import data, memory, models, train
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes import SGD, BiasOnly, Full, LastLayer, MicroBatch, Recipe
 from odtlab.recipes.base import KINDS
-from odtlab.recipes.fold import fold_batchnorm
-from odtlab.recipes.quant_layers import QuantConv2d, QuantLinear
-from odtlab.recipes.quant_sparse import QuantSparseConv2d
-from odtlab.recipes.quantized import (
+from odtlab.recipes.layers.fold import fold_batchnorm
+from odtlab.recipes.layers.quant import QuantConv2d, QuantLinear
+from odtlab.recipes.layers.quant_sparse import QuantSparseConv2d
+from odtlab.recipes.layers.sparse_conv import SparseConv2d
+from odtlab.recipes.precision.int8 import (
     Int8,
     convert_to_int8,
     dequantized_state,
@@ -28,8 +29,8 @@ from odtlab.recipes.quantized import (
     quantized_layers,
     weight_gradient_ratios,
 )
-from odtlab.recipes.sparse_conv import SparseConv2d
-from odtlab.recipes.sparse_update import SparseUpdate
+from odtlab.recipes.trainable.sparse_update import SparseUpdate
+from odtlab.train import profile
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +256,8 @@ def test_sparse_update_on_the_int8_graph() -> None:
     assert not any(type(m) in (nn.Conv2d, SparseConv2d) for m in net.modules())
     measured = memory.measure_saved_tensors(net, batch).total_bytes
     assert memory.analytic_saved_tensors(net, batch).total_bytes == measured == 471940
-    engine = recipe.memory_report(models.build("mcunet"), batch, accounting="engine")
-    fp32 = Recipe(part).memory_report(models.build("mcunet"), batch, accounting="engine")
+    engine = profile(models.build("mcunet"), batch, recipe, accounting="engine")
+    fp32 = profile(models.build("mcunet"), batch, Recipe(part), accounting="engine")
     assert engine.totals["activations"] == fp32.totals["activations"] == 2684
     state = {k: v.clone() for k, v in net.state_dict().items()}
     recipe.prepare(net)  # twice: nothing changes
@@ -268,9 +269,9 @@ def test_sparse_update_on_the_int8_graph() -> None:
 def test_int8_engine_memory_is_that_of_the_folded_graph() -> None:
     """The engine keeps each trained layer's input in 8 bits, int8 graph or not: 67,884 bytes."""
     batch = models.example_batch("cnn", 4)
-    q = Recipe(Full(), Int8()).memory_report(models.build("cnn"), batch, accounting="engine")
+    q = profile(models.build("cnn"), batch, Recipe(Full(), Int8()), accounting="engine")
     folded = fold_batchnorm(models.build("cnn"))
-    fp32 = Recipe(Full()).memory_report(folded, batch, accounting="engine")
+    fp32 = profile(folded, batch, Recipe(Full()), accounting="engine")
     assert q.totals["activations"] == fp32.totals["activations"] == 67884
 
 
@@ -286,7 +287,7 @@ def test_bias_only_int8_trains_the_folded_biases() -> None:
     batch = models.example_batch("cnn", 8)
     loss = recipe.train_step(net, *batch, None, recipe.make_optimizer(net.parameters()))
     assert math.isfinite(loss)
-    report = recipe.memory_report(models.build("cnn"), batch)
+    report = profile(models.build("cnn"), batch, recipe)
     assert report.totals["gradients"] == sum(
         p.numel() * 4 for p in net.parameters() if p.requires_grad
     )

@@ -12,16 +12,16 @@ from odtlab.recipes import (
     Adam,
     AdamW,
     BiasOnly,
-    CheckpointedSequential,
     Checkpointing,
     Full,
     LastLayer,
     MicroBatch,
     Momentum,
     Recipe,
-    RecipeMemoryReport,
 )
-from odtlab.recipes.memory import profiled_recipe_peak
+from odtlab.recipes.activations import CheckpointedSequential
+from odtlab.train import RecipeMemoryReport, profile
+from odtlab.train.profile import profiled_recipe_peak
 
 MBV2 = {"width_mult": 0.35, "num_classes": 10}
 RNG = torch.get_rng_state().numel()  # the CPU generator state a checkpoint keeps: 5056 bytes
@@ -50,10 +50,10 @@ def tiny_batch(b: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
 def test_checkpointed_activations_by_hand() -> None:
     b = 5
     loss = 4 * b * 4 + 8 * b + 4  # log-softmax, int64 targets, total weight
-    full = Recipe(Full()).memory_report(Tiny(), tiny_batch(b))
+    full = profile(Tiny(), tiny_batch(b), Recipe(Full()))
     # the batch (kept by the first Linear), both ReLU outputs, the loss
     assert full.totals["activations"] == 4 * b * 8 + 2 * 4 * b * 16 + loss
-    ckpt = Recipe(Full(), Checkpointing(2)).memory_report(Tiny(), tiny_batch(b))
+    ckpt = profile(Tiny(), tiny_batch(b), Recipe(Full(), Checkpointing(2)))
     assert isinstance(ckpt, RecipeMemoryReport)
     # kept: segment inputs (batch 160, first ReLU output 320), classifier input 320, loss, 2 RNG states
     assert ckpt.totals["activations"] == 4 * b * 8 + 4 * b * 16 + 4 * b * 16 + loss + 2 * RNG
@@ -93,7 +93,7 @@ def test_peak_matches_torch_profiler(
 ) -> None:
     model = models.build(name, **kwargs)
     batch = models.example_batch(name, batch_size, **batch_kwargs, **kwargs)
-    predicted = recipe.memory_report(model, batch).totals["peak"]
+    predicted = profile(model, batch, recipe).totals["peak"]
     assert predicted == pytest.approx(real_peak(recipe, model, batch), rel=0.03)
 
 
@@ -102,12 +102,12 @@ def mbv2() -> tuple[nn.Module, tuple, RecipeMemoryReport]:
     """MobileNetV2-0.35 at 64x64, batch 4, and its full-training report."""
     model = models.build("mobilenetv2", **MBV2)
     batch = models.example_batch("mobilenetv2", 4, resolution=64, **MBV2)
-    return model, batch, Recipe(Full()).memory_report(model, batch)
+    return model, batch, profile(model, batch, Recipe(Full()))
 
 
 def test_checkpointing_keeps_far_fewer_activations(mbv2: tuple) -> None:
     model, batch, full = mbv2
-    ckpt = Recipe(Full(), Checkpointing(4)).memory_report(model, batch)
+    ckpt = profile(model, batch, Recipe(Full(), Checkpointing(4)))
     ratio = ckpt.totals["activations"] / full.totals["activations"]
     print(
         f"checkpointing(4) / full, activations {ratio:.3f}, peak {ckpt.totals['peak'] / full.totals['peak']:.3f}"
@@ -121,7 +121,7 @@ def test_checkpointing_keeps_far_fewer_activations(mbv2: tuple) -> None:
 
 def test_last_layer_needs_far_fewer_activations_than_full(mbv2: tuple) -> None:
     model, batch, full = mbv2
-    head = Recipe(LastLayer()).memory_report(model, batch)
+    head = profile(model, batch, Recipe(LastLayer()))
     assert head.totals["activations"] < 0.01 * full.totals["activations"]  # 20.7 KB vs 11.1 MB
     assert head.totals["gradients"] == (1280 * 10 + 10) * 4
     assert head.totals["peak"] < 0.5 * full.totals["peak"]
@@ -141,7 +141,7 @@ def test_optimizer_part_sets_optimizer_bytes(part, expected) -> None:  # noqa: A
     model = models.build("cnn")
     summary = recipe.describe(model)
     assert (summary.trainable_bytes, summary.trainable_tensors) == ((112 + 650) * 4, 5)
-    report = recipe.memory_report(model, models.example_batch("cnn", 4, resolution=16))
+    report = profile(model, models.example_batch("cnn", 4, resolution=16), recipe)
     assert report.totals["optimizer"] == expected(
         summary.trainable_bytes, summary.trainable_tensors
     )
@@ -151,8 +151,8 @@ def test_optimizer_part_sets_optimizer_bytes(part, expected) -> None:  # noqa: A
 def test_micro_batches_measure_one_chunk_and_keep_the_gradients() -> None:
     model = models.build("cnn")
     batch = models.example_batch("cnn", 16, resolution=32)
-    full = Recipe(Full()).memory_report(model, batch)
-    mb = Recipe(Full(), MicroBatch(4)).memory_report(model, batch)
+    full = profile(model, batch, Recipe(Full()))
+    mb = profile(model, batch, Recipe(Full(), MicroBatch(4)))
     chunk = tuple(t[:4].clone() for t in batch)
     alone = memory.profile_training(model, chunk)
     assert mb.totals["activations"] == alone.totals["activations"]
@@ -170,9 +170,7 @@ def test_memory_report_leaves_the_model_alone() -> None:
     model = models.build("mobilenetv2", **MBV2)
     flags = [p.requires_grad for p in model.parameters()]
     stats = model.features[0].bn.running_mean.clone()
-    report = Recipe(BiasOnly(), Checkpointing(3), MicroBatch(2, bn="frozen")).memory_report(
-        model, models.example_batch("mobilenetv2", 2, resolution=32, **MBV2)
-    )
+    report = profile(model, models.example_batch("mobilenetv2", 2, resolution=32, **MBV2), Recipe(BiasOnly(), Checkpointing(3), MicroBatch(2, bn="frozen")))
     assert report.recipe == "bias-only+ckpt(3)+mb(2,bn-frozen)"
     assert type(model.features) is nn.Sequential and type(model.features[0].bn) is nn.BatchNorm2d
     assert flags == [p.requires_grad for p in model.parameters()]
@@ -182,10 +180,8 @@ def test_memory_report_leaves_the_model_alone() -> None:
 
 def test_engine_accounting_works_with_micro_batches() -> None:
     batch = models.example_batch("cnn", 8, resolution=16)
-    engine = Recipe(Full(), MicroBatch(2)).memory_report(
-        models.build("cnn"), batch, accounting="engine"
-    )
-    pytorch = Recipe(Full(), MicroBatch(2)).memory_report(models.build("cnn"), batch)
+    engine = profile(models.build("cnn"), batch, Recipe(Full(), MicroBatch(2)), accounting="engine")
+    pytorch = profile(models.build("cnn"), batch, Recipe(Full(), MicroBatch(2)))
     assert (
         engine.accounting == "engine"
         and engine.totals["activations"] < pytorch.totals["activations"]

@@ -11,16 +11,15 @@ from torch import nn
 
 import odtlab
 from odtlab import models
+from odtlab.errors import InvalidRecipe
 from odtlab.recipes import (
     SGD,
     Adam,
     AdamW,
     BatchNormPolicy,
     BiasOnly,
-    CheckpointedSequential,
     Checkpointing,
     Freeze,
-    FrozenBatchNorm2d,
     Full,
     InPlaceActivations,
     LastLayer,
@@ -28,11 +27,18 @@ from odtlab.recipes import (
     Momentum,
     Recipe,
     RecipePart,
+    named,
+    recipe_names,
+    register_recipe,
+)
+from odtlab.recipes.activations import (
+    CheckpointedSequential,
+    FrozenBatchNorm2d,
     batchnorm_to_groupnorm,
     find_trunk,
-    presets,
     segment_bounds,
 )
+from odtlab.train import profile
 
 MBV2 = {"width_mult": 0.35, "num_classes": 10}
 
@@ -70,12 +76,17 @@ def test_repr_and_str_are_readable() -> None:
     assert recipe.part("micro-batch") == MicroBatch(4) and recipe.part("checkpointing") is None
 
 
-def test_presets() -> None:
-    found = presets()
-    assert list(found) == ["full", "last-layer", "bias-only", "full+ckpt", "full+mb4", "full+adam"]
-    assert all(name == recipe.name for name, recipe in found.items())
-    assert found["full+ckpt"].checkpointing == Checkpointing(4)
-    assert presets()["full"] is not found["full"]  # fresh objects each call
+def test_named_recipes_are_unique_and_fresh() -> None:
+    names = recipe_names()
+    assert names[:6] == ["full", "last-layer", "bias-only", "full+ckpt", "full+mb4", "full+adam"]
+    assert len(names) == len(set(names)) and "tinytl/lite+bias" in names
+    assert all(named(name).name == name for name in names)
+    assert named("full+ckpt").checkpointing == Checkpointing(4)
+    assert named("full") is not named("full")  # fresh objects each call
+    with pytest.raises(InvalidRecipe, match="already registered"):
+        register_recipe("full", lambda: Recipe())
+    with pytest.raises(InvalidRecipe, match="known recipes: full, last-layer"):
+        named("ful")
 
 
 # ---- trainable sets: hand-checkable counts ------------------------------------------------------------
@@ -217,7 +228,7 @@ class NoTrunk(nn.Module):
         (lambda: Recipe(SGD(), Adam()), ["one optimizer part", "keep one"]),
         (lambda: Recipe(Checkpointing(2), Checkpointing(3)), ["one checkpointing part"]),
         (lambda: Recipe(BiasOnly), ["class BiasOnly", "did you mean BiasOnly()?"]),
-        (lambda: Recipe("bias-only"), ["RecipePart", "presets()"]),
+        (lambda: Recipe("bias-only"), ["RecipePart", "named(name)"]),
         (lambda: Recipe([Full(), SGD()]), ["one by one"]),
         (lambda: MicroBatch(0), ["MicroBatch(n=0)", ">= 1"]),
         (lambda: MicroBatch(2, bn="batch"), ["'keep', 'frozen', 'group'"]),
@@ -227,7 +238,7 @@ class NoTrunk(nn.Module):
         (lambda: Freeze([]), ["Full()"]),
         (
             lambda: Recipe(MicroBatch(4, bn="group"), BatchNormPolicy("frozen")),
-            ["different BatchNorm modes"],
+            ["different batchnorm settings"],
         ),
     ],
 )
@@ -275,10 +286,10 @@ def test_invalid_at_use_time() -> None:
         Recipe().make_optimizer([p.detach() for p in model.parameters()])
     batch = models.example_batch("cnn", 4, resolution=16)
     with pytest.raises(odtlab.InvalidRecipe, match="accounting='pytorch'"):
-        Recipe(Checkpointing(2)).memory_report(models.build("cnn"), batch, accounting="engine")
+        profile(models.build("cnn"), batch, Recipe(Checkpointing(2)), accounting="engine")
     tiny = models.example_batch("mcunet", 4, resolution=32)
     with pytest.raises(odtlab.InvalidRecipe, match="bn='frozen'"):
-        Recipe(MicroBatch(4)).memory_report(models.build("mcunet"), tiny)
+        profile(models.build("mcunet"), tiny, Recipe(MicroBatch(4)))
     net = Recipe(MicroBatch(4)).prepare(models.build("mcunet"))
     with pytest.raises(odtlab.InvalidRecipe, match="single value per channel"):
         Recipe(MicroBatch(4)).train_step(net, *tiny, None, torch.optim.SGD(net.parameters(), 0.1))
@@ -299,16 +310,15 @@ def test_every_part_is_a_recipe_part() -> None:
     "module",
     [
         "base",
-        "trainable",
-        "optimizers",
-        "norm",
-        "activations",
-        "checkpointing",
-        "microbatch",
-        "summary",
-        "presets",
+        "trainable.basic",
+        "optim.basic",
+        "activations.batchnorm",
+        "activations.inplace",
+        "activations.checkpointing",
+        "activations.microbatch",
+        "trainable.summary",
+        "registry",
         "recipe",
-        "memory",
         "",
     ],  # fmt: skip
 )

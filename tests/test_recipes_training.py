@@ -21,9 +21,8 @@ from odtlab.recipes import (
     LastLayer,
     MicroBatch,
     Recipe,
-    checkpointing,
-    split_batch,
 )
+from odtlab.recipes.activations import checkpointing, split_batch
 
 MBV2 = {"width_mult": 0.35, "num_classes": 10}
 

@@ -16,13 +16,14 @@ import pytest
 
 from odtlab import data, models
 from odtlab.errors import DoesNotFit, InvalidRecipe, UnknownDevice
-from odtlab.recipes.scheme_search import (
+from odtlab.recipes.trainable.sparse_update import SparseUpdate
+from odtlab.search.scheme import (
     ContributionTable,
     MemoryMeter,
     contribution_analysis,
     search_scheme,
 )
-from odtlab.recipes.sparse_update import SparseUpdate
+from odtlab.train import profile
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -153,9 +154,9 @@ def test_contributions_are_reproducible_with_the_same_seed(mbv2):
     assert base.peak_bytes == 495_939  # classifier only, one 32x32 image, SGD
 
 
-@pytest.mark.parametrize("module", ["contribution", "contribution_table", "scheme_search"])
+@pytest.mark.parametrize("module", ["contribution", "table", "scheme"])
 def test_docstring_examples(module):
-    mod = importlib.import_module(f"odtlab.recipes.{module}")
+    mod = importlib.import_module(f"odtlab.search.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
 
@@ -173,11 +174,9 @@ def test_search_on_the_mcu_preset_fits_where_full_update_does_not(mbv2, one_imag
     budget = devices.get("stm32f746").training_memory_bytes  # 256 KiB
     assert result.budget_bytes == budget and result.peak_bytes <= budget
     # What the search counted is what check_fit counts: SRAM, frozen int8 weights in flash.
-    report = Recipe(result.scheme, SGD()).memory_report(mbv2, one_image, accounting="engine")
+    report = profile(mbv2, one_image, Recipe(result.scheme, SGD()), accounting="engine")
     verdict = devices.check_fit(report, "stm32f746")
     assert verdict.peak_bytes == result.peak_bytes and verdict.flash_bytes > 0
-    full = Recipe(Full(), SGD()).memory_report(
-        fold_batchnorm(models.pretrained("mbv2-shapes")), one_image, accounting="engine"
-    )
+    full = profile(fold_batchnorm(models.pretrained("mbv2-shapes")), one_image, Recipe(Full(), SGD()), accounting="engine")
     with pytest.raises(DoesNotFit):
         devices.check_fit(full, "stm32f746")

@@ -10,15 +10,15 @@ from torch import nn
 
 from odtlab import data, memory, models
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes import SGD, BiasOnly, Full, Recipe
-from odtlab.recipes.fold import fold_batchnorm
-from odtlab.recipes.sparse_conv import SparseConv2d, channels_to_update
-from odtlab.recipes.sparse_update import (
+from odtlab.recipes import SGD, BiasOnly, Full, Recipe, paper_scheme_100kb
+from odtlab.recipes.layers.fold import fold_batchnorm
+from odtlab.recipes.layers.sparse_conv import SparseConv2d, channels_to_update
+from odtlab.recipes.trainable.sparse_update import (
     SparseUpdate,
     describe_scheme,
-    paper_scheme_100kb,
     sparse_layers,
 )
+from odtlab.train import profile
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -156,7 +156,7 @@ def _mcunet_batch(n: int = 4, resolution: int = 32) -> tuple[torch.Tensor, torch
 @pytest.mark.parametrize("accounting", ["pytorch", "engine"])
 def test_analytic_memory_equals_measured_for_a_whole_recipe(accounting: str) -> None:
     model, (x, y) = models.mcunet(), _mcunet_batch()
-    measured = Recipe(SCHEME).memory_report(model, (x, y), accounting=accounting)
+    measured = profile(model, (x, y), Recipe(SCHEME), accounting=accounting)
     net = Recipe(SCHEME).prepare(copy.deepcopy(model))
     meta_net, meta_batch = copy.deepcopy(net).to("meta"), (x.to("meta"), y.to("meta"))
     analytic = memory.analytic_report(meta_net, meta_batch, accounting=accounting)
@@ -198,7 +198,7 @@ def test_sparse_saves_less_than_bias_only_without_the_trick_less_than_full() -> 
     folded = fold_batchnorm(copy.deepcopy(model))  # the paper's graph, still with nn.Conv2d
 
     def activations(part: object, net: nn.Module) -> int:
-        return Recipe(part).memory_report(net, batch).totals["activations"]  # type: ignore[arg-type]
+        return profile(net, batch, Recipe(part)).totals["activations"]  # type: ignore[arg-type]
 
     acts = {
         "full": activations(Full(), model),
@@ -346,7 +346,7 @@ def test_one_example_keeps_only_the_trained_channels() -> None:
     # With batch 1 the first k channels of a contiguous input are themselves contiguous:
     # a view of them would keep the whole input alive. The saved copy must be its own.
     from odtlab import memory
-    from odtlab.recipes.sparse_conv import SparseConv2d
+    from odtlab.recipes.layers.sparse_conv import SparseConv2d
 
     net = nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1),

@@ -15,8 +15,8 @@ from odtlab import data, devices, memory, models
 from odtlab.errors import InvalidRecipe
 from odtlab.memory import AnalyticUnsupported
 from odtlab.models import InvertedResidual
-from odtlab.recipes import SGD, BatchNormPolicy, BiasOnly, Recipe
-from odtlab.recipes.lite_residual import (
+from odtlab.recipes import SGD, BatchNormPolicy, BiasOnly, Recipe, tinytl_methods
+from odtlab.recipes.layers.lite_residual import (
     InvertedResidualWithLite,
     LiteResidual,
     add_lite_residuals,
@@ -24,7 +24,7 @@ from odtlab.recipes.lite_residual import (
     lite_residuals,
     remove_lite_residuals,
 )
-from odtlab.recipes.tinytl import NormOnly, TinyTL, tinytl_methods
+from odtlab.recipes.trainable.tinytl import NormOnly, TinyTL
 
 BLOCK = re.compile(r"^features\.(\d+)\.")
 
@@ -237,7 +237,7 @@ def _block_and_lite_bytes(report: memory.TrainingMemoryReport) -> tuple[int, int
 @pytest.fixture(scope="module")
 def measured(backbone) -> dict[tuple[str, str], memory.TrainingMemoryReport]:
     methods = tinytl_methods(SGD())
-    names = ("full fine-tuning", "bias-only", "lite residual only", "lite residual + bias")
+    names = ("tinytl/full", "tinytl/bias", "tinytl/lite", "tinytl/lite+bias")
     return {
         (name, acc): _measure(methods[name], backbone, acc)
         for name in names
@@ -247,21 +247,21 @@ def measured(backbone) -> dict[tuple[str, str], memory.TrainingMemoryReport]:
 
 def test_lite_residual_plus_bias_saves_activation_memory(measured):
     act = {k: r.totals["activations"] for k, r in measured.items()}
-    full, bias = act["full fine-tuning", "engine"], act["bias-only", "engine"]
-    lite_bias, lite = act["lite residual + bias", "engine"], act["lite residual only", "engine"]
+    full, bias = act["tinytl/full", "engine"], act["tinytl/bias", "engine"]
+    lite_bias, lite = act["tinytl/lite+bias", "engine"], act["tinytl/lite", "engine"]
     # engine accounting (pretrained MobileNetV2-0.35, 32x32, batch 8): 1.07 MB, 0.59 MB,
     # 0.66 MB and 0.13 MB
     assert bias < lite_bias < 0.7 * full
     assert lite < 0.2 * full
     # PyTorch keeps a frozen conv's input whenever a gradient passes through it, so in
     # plain PyTorch bias training saves (almost) nothing: TinyTL's point needs an engine
-    assert act["lite residual + bias", "pytorch"] > 0.9 * act["full fine-tuning", "pytorch"]
+    assert act["tinytl/lite+bias", "pytorch"] > 0.9 * act["tinytl/full", "pytorch"]
 
 
 @pytest.mark.parametrize("accounting", ["engine", "pytorch"])
 def test_the_branches_keep_a_small_fraction_of_the_blocks_activations(measured, accounting):
-    blocks, _ = _block_and_lite_bytes(measured["full fine-tuning", accounting])
-    _, lite = _block_and_lite_bytes(measured["lite residual + bias", accounting])
+    blocks, _ = _block_and_lite_bytes(measured["tinytl/full", accounting])
+    _, lite = _block_and_lite_bytes(measured["tinytl/lite+bias", accounting])
     # measured: 7.1 % (engine) and 4.8 % (pytorch) of what full fine-tuning keeps in the blocks
     assert 0 < lite < 0.1 * blocks
 
@@ -307,14 +307,14 @@ def test_lite_residual_plus_bias_fits_where_full_fine_tuning_does_not():
     y = torch.zeros(16, dtype=torch.long, device="meta")
     methods = tinytl_methods(SGD())
     reports = {}
-    for name in ("full fine-tuning", "lite residual + bias"):
+    for name in ("tinytl/full", "tinytl/lite+bias"):
         net = methods[name].prepare(copy.deepcopy(model))
         reports[name] = memory.analytic_report(net, (x, y), accounting="engine", flops=False)
-    assert not devices.fits(reports["full fine-tuning"], board)  # ~235 MiB
-    assert devices.fits(reports["lite residual + bias"], board)  # ~142 MiB
+    assert not devices.fits(reports["tinytl/full"], board)  # ~235 MiB
+    assert devices.fits(reports["tinytl/lite+bias"], board)  # ~142 MiB
 
 
-@pytest.mark.parametrize("module", ["lite_residual", "tinytl"])
+@pytest.mark.parametrize("module", ["layers.lite_residual", "trainable.tinytl"])
 def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"odtlab.recipes.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
@@ -322,8 +322,6 @@ def test_docstring_examples(module: str) -> None:
 
 
 def test_describe_counts_the_lite_residuals_without_changing_the_model():
-    from odtlab.recipes import Recipe, TinyTL, lite_residuals
-
     net = models.mobilenetv2(width_mult=0.35, num_classes=10)
     summary = Recipe(TinyTL()).describe(net)
     assert lite_residuals(net) == []  # describe() works on a copy

@@ -10,7 +10,7 @@ from PyTorch itself or is checked against it:
   mixed precision (``autocast=torch.bfloat16``);
 * **optimizer state** is measured from a real optimizer after one step;
 * the **peak** comes from a timeline of one training step, checked against
-  ``torch.profiler`` on the CPU (:mod:`odtlab.memory.profiler`);
+  ``torch.profiler`` on the CPU (:mod:`odtlab.memory.torch_profiler`);
 * **FLOPs** come from ``torch.utils.flop_counter.FlopCounterMode``.
 
 Start with :func:`profile_training`::
@@ -91,7 +91,7 @@ Known limits: on ``meta`` an eval-mode BatchNorm reports per-channel
 statistics where the CPU keeps empty ones, so *measured on meta* differs
 from the CPU there (train mode agrees; the formulas follow the CPU); the
 timeline's kernel-scratch rules are those of CPU oneDNN kernels (left out
-for CUDA models); the profiler check (:mod:`odtlab.memory.profiler`) runs
+for CUDA models); the profiler check (:mod:`odtlab.memory.torch_profiler`) runs
 on the CPU only. Under autocast the activations are exact, but the timeline
 does not model the short-lived casts (16-bit copies nobody keeps, the
 16-bit gradients cast back to fp32 in backward): against ``torch.profiler``
@@ -107,12 +107,12 @@ from odtlab.memory.errors import AnalyticUnsupported, MemoryArgumentError
 from odtlab.memory.extend import engine_fresh, engine_int8, engine_mask, register_layer
 from odtlab.memory.flops import training_flops
 from odtlab.memory.optimizer_state import OptimizerState, measure_optimizer_state
-from odtlab.memory.profiler import profiled_inference_peak, profiled_training_peak
-from odtlab.memory.profiling import analytic_report, profile_training
 from odtlab.memory.records import SavedTensor
 from odtlab.memory.report import LayerMemory, TrainingMemoryReport
 from odtlab.memory.saved import SavedActivations, measure_saved_tensors, saved_activation_bytes
 from odtlab.memory.timeline import Timeline, TimelineEvent
+from odtlab.memory.torch_profiler import profiled_inference_peak, profiled_training_peak
+from odtlab.memory.training import analytic_report, profile_training
 from odtlab.memory.units import format_bytes
 
 __all__ = [

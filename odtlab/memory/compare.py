@@ -12,8 +12,8 @@ from torch import nn
 
 from odtlab.memory._setup import ACCOUNTINGS, LossFn, TrainableSpec
 from odtlab.memory.optimizer_state import OptimizerSpec
-from odtlab.memory.profiling import profile_training
 from odtlab.memory.report import TrainingMemoryReport
+from odtlab.memory.training import profile_training
 from odtlab.memory.units import format_bytes
 
 __all__ = ["AccountingComparison", "compare_accountings"]

@@ -54,7 +54,7 @@ Rules of the replay:
   ``optimizer.step()``, which does nothing.
 
 **Measured error.** Against ``torch.profiler`` (CPU, ``profile_memory=True``,
-one real steady-state training step, see :mod:`odtlab.memory.profiler`),
+one real steady-state training step, see :mod:`odtlab.memory.torch_profiler`),
 torch 2.13 on 2 CPU threads, every zoo model at small sizes (batch 2, as
 printed by ``benchmarks/memory_fidelity.py``), SGD and Adam, full and
 head-only training: the predicted training peak is within 0.5 % for the

@@ -11,35 +11,118 @@ handful of parts, at most one of each *kind*.
 A part is a small frozen dataclass: its arguments are its whole state, it
 prints as ``BiasOnly(include_classifier=True)``, and two parts with the same
 arguments are equal. A part that changes the model does so in
-:meth:`RecipePart.apply`, which must be safe to call twice.
+:meth:`RecipePart.apply`, which must be safe to call twice. Kinds are
+registered (:func:`register_kind`) beside their parts, so adding a technique
+is one new module and :class:`~odtlab.recipes.Recipe` does not change.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
 
-__all__ = ["RecipePart", "KINDS", "check_positive_int", "check_positive_float", "check_choice"]
+if TYPE_CHECKING:  # for type hints only: the recipe calls the parts, not the other way round
+    from odtlab.recipes.recipe import Recipe
 
-#: The slots of a recipe. :meth:`Recipe.prepare` applies the trainable and precision
-#: parts' changes first, then BatchNorm, activations and checkpointing, and sets the
-#: trainable flags last. ``"update"`` says *when* the optimizer steps (in backward, see
-#: :class:`~odtlab.recipes.fused_update.UpdateInBackward`).
-KINDS = (
-    "batchnorm", "activations", "checkpointing", "micro-batch", "trainable", "precision",
-    "optimizer", "update",
-)  # fmt: skip
+__all__ = [
+    "RecipePart",
+    "PartKind",
+    "KINDS",
+    "register_kind",
+    "kinds_in_order",
+    "check_positive_int",
+    "check_positive_float",
+    "check_choice",
+]
+
+
+@dataclass(frozen=True)
+class PartKind:
+    """One slot of a recipe: its name, when its part prepares the model, and its default.
+
+    Attributes
+    ----------
+    name : str
+        ``"trainable"``, ``"precision"``, ``"batchnorm"``, ...
+    stage : int
+        :meth:`Recipe.prepare` calls :meth:`RecipePart.apply` in increasing
+        stage. Stages below :data:`STRUCTURE_DONE` may add or swap modules
+        (TinyTL's branches, int8 layers); then every part validates the
+        model; the later stages only set modes (BatchNorm, in-place,
+        checkpointing).
+    default : callable or None
+        Builds the part a recipe uses when it has none of this kind (the
+        trainable set defaults to ``Full()``, the optimizer to ``SGD()``).
+    when_absent : callable or None
+        Called with the model by :meth:`Recipe.prepare` when the recipe has
+        no part of this kind and no default, to undo what an earlier recipe
+        may have installed (checkpointing is removed).
+    """
+
+    name: str
+    stage: int
+    default: Callable[[], RecipePart] | None = None
+    when_absent: Callable[[nn.Module], Any] | None = None
+
+
+#: Stages below this one may change the model's modules; see :class:`PartKind`.
+STRUCTURE_DONE = 20
+
+#: The registered kinds by name, in registration order; see :func:`register_kind`.
+KINDS: dict[str, PartKind] = {}
+
+
+def register_kind(
+    name: str,
+    *,
+    stage: int,
+    default: Callable[[], RecipePart] | None = None,
+    when_absent: Callable[[nn.Module], Any] | None = None,
+) -> PartKind:
+    """Add a kind of recipe part; a name that is taken is refused.
+
+    A new technique of a new kind registers its kind once, beside its part
+    class, and :class:`~odtlab.recipes.Recipe` handles it with no change.
+
+    Raises
+    ------
+    InvalidRecipe
+        If a kind called ``name`` exists already.
+    """
+    if name in KINDS:
+        raise InvalidRecipe(
+            f"a recipe part kind called {name!r} is already registered; kinds: {', '.join(KINDS)}"
+        )
+    kind = PartKind(name, stage, default, when_absent)
+    KINDS[name] = kind
+    return kind
+
+
+def kinds_in_order() -> list[PartKind]:
+    """The registered kinds, sorted by stage (the order :meth:`Recipe.prepare` uses)."""
+    return sorted(KINDS.values(), key=lambda k: k.stage)
 
 
 class RecipePart:
     """One composable decision of a training recipe.
 
-    Subclasses set the class attribute :attr:`kind` (a recipe holds at most
-    one part of each kind) and the property :attr:`name`, a short label for
-    tables such as ``"bias-only"``, ``"ckpt(4)"``, ``"mb(4)"`` or ``"adam"``.
+    Subclasses set the class attribute :attr:`kind` (a registered
+    :class:`PartKind` name; a recipe holds at most one part of each kind)
+    and the property :attr:`name`, a short label for tables such as
+    ``"bias-only"``, ``"ckpt(4)"``, ``"mb(4)"`` or ``"adam"``. Each part
+    owns its rule: the hooks below do nothing by default, and a part
+    overrides the ones it needs. :class:`~odtlab.recipes.Recipe` only calls
+    them, in a fixed order:
+
+    1. :meth:`implied_parts` and :meth:`check` when the recipe is built;
+    2. :meth:`apply` (in stage order), then :meth:`validate`, in
+       :meth:`Recipe.prepare`;
+    3. :meth:`wrap_optimizer` in :meth:`Recipe.make_optimizer`.
 
     Examples
     --------
@@ -48,7 +131,7 @@ class RecipePart:
     ('bias-only', 'trainable', 'mb(4)')
     """
 
-    #: Which slot of the recipe this part fills (one of :data:`KINDS`).
+    #: Which slot of the recipe this part fills (a registered kind, see :data:`KINDS`).
     kind: ClassVar[str] = "part"
 
     @property
@@ -56,12 +139,36 @@ class RecipePart:
         """Short label used in tables and in the recipe's name."""
         return type(self).__name__.lower()
 
+    def implied_parts(self) -> tuple[RecipePart, ...]:
+        """Parts of *other* kinds this part stands for (default: none).
+
+        ``MicroBatch(4, bn="frozen")`` is shorthand for adding
+        ``BatchNormPolicy("frozen")``: the BatchNorm mode has one owner.
+        """
+        return ()
+
+    def check(self, recipe: Recipe) -> None:
+        """Raise :class:`InvalidRecipe` if this part cannot work with the recipe's other parts."""
+        return None
+
     def apply(self, model: nn.Module) -> None:
         """Change ``model`` in place as this part needs (default: nothing).
 
-        Called by :meth:`Recipe.prepare`; calling it twice must be safe.
+        Called by :meth:`Recipe.prepare` in stage order; calling it twice must be safe.
         """
         return None
+
+    def validate(self, model: nn.Module, recipe: Recipe) -> None:
+        """Raise :class:`InvalidRecipe` if this part cannot prepare ``model``.
+
+        Called after the structure-changing parts applied and before any
+        mode is set, so that a bad recipe changes no mode of the model.
+        """
+        return None
+
+    def wrap_optimizer(self, build: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+        """Return a function that builds the optimizer (default: ``build`` itself)."""
+        return build
 
     def __str__(self) -> str:
         return self.name

@@ -10,7 +10,12 @@ The verbs, in the order a training loop uses them::
     model = recipe.prepare(model)                      # flags, checkpointing, BatchNorm
     optimizer = recipe.make_optimizer(model.parameters())
     loss = recipe.train_step(model, x, y, loss_fn, optimizer)
-    report = recipe.memory_report(model, (x, y))       # measured, this recipe's memory
+
+What a recipe costs on a device is asked of :func:`odtlab.train.profile`
+(memory only) and :class:`odtlab.train.Trainer` (a real run), with the same
+arguments. :class:`Recipe` knows no part by name: it loops over the parts by
+the stage of their kind (:func:`~odtlab.recipes.base.register_kind`), so a
+new technique is a new part in a new module.
 """
 
 from __future__ import annotations
@@ -22,15 +27,10 @@ import torch
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.activations import InPlaceActivations
-from odtlab.recipes.base import KINDS, RecipePart
-from odtlab.recipes.checkpointing import Checkpointing, plan_segments, remove_checkpointing
-from odtlab.recipes.fused_update import FusedBackwardOptimizer, check_update_in_backward
-from odtlab.recipes.microbatch import LossFn, MicroBatch, accumulate_step
-from odtlab.recipes.norm import BatchNormPolicy, set_batchnorm_mode
-from odtlab.recipes.optimizers import SGD, OptimizerPart
-from odtlab.recipes.precision import PrecisionPart
-from odtlab.recipes.trainable import Full, Rule, TrainablePart
+from odtlab.recipes.activations.microbatch import LossFn, accumulate_step
+from odtlab.recipes.base import KINDS, STRUCTURE_DONE, RecipePart, kinds_in_order
+from odtlab.recipes.precision.mixed import PrecisionPart
+from odtlab.recipes.trainable.basic import Rule, TrainablePart
 
 __all__ = ["Recipe"]
 
@@ -46,7 +46,7 @@ def _check_part(part: object) -> RecipePart:
     if isinstance(part, (list, tuple)):
         hint = "; pass parts one by one: Recipe(*parts)"
     elif isinstance(part, str):
-        hint = "; use the part objects, e.g. Recipe(BiasOnly()), or recipes.presets()[name]"
+        hint = "; use the part objects, e.g. Recipe(BiasOnly()), or a named recipe: recipes.named(name)"
     raise InvalidRecipe(
         f"Recipe parts must be RecipePart objects such as Full(), BiasOnly(), MicroBatch(4), "
         f"Checkpointing(4) or Adam(); got {part!r} ({type(part).__name__}){hint}"
@@ -95,85 +95,108 @@ class Recipe:
 
     def __init__(self, *parts: RecipePart, name: str | None = None) -> None:
         checked = [_check_part(p) for p in parts]
-        by_kind: dict[str, RecipePart] = {}
+        given: dict[str, RecipePart] = {}
         for part in checked:
-            if part.kind in by_kind:
-                other = by_kind[part.kind]
+            if part.kind not in KINDS:
                 raise InvalidRecipe(
-                    f"a recipe takes one {part.kind} part, got {other!r} and {part!r}; "
+                    f"{part!r} has kind {part.kind!r}, which is not registered; register it "
+                    f"with odtlab.recipes.register_kind (kinds: {', '.join(KINDS)})"
+                )
+            if part.kind in given:
+                raise InvalidRecipe(
+                    f"a recipe takes one {part.kind} part, got {given[part.kind]!r} and {part!r}; "
                     f"keep one of them"
                 )
-            by_kind[part.kind] = part
-        mb, bnp = by_kind.get("micro-batch"), by_kind.get("batchnorm")
-        if isinstance(mb, MicroBatch) and isinstance(bnp, BatchNormPolicy) and mb.bn != "keep":
-            if mb.bn != bnp.mode:
-                raise InvalidRecipe(
-                    f"{mb!r} and {bnp!r} ask for different BatchNorm modes; set it in one place"
-                )
-        check_update_in_backward(by_kind)
+            given[part.kind] = part
+        by_kind = dict(given)
+        for part in checked:  # shorthands: MicroBatch(bn="frozen") stands for a BatchNormPolicy
+            for implied in part.implied_parts():
+                other = by_kind.get(implied.kind)
+                if other is not None and other != implied:
+                    raise InvalidRecipe(
+                        f"{part!r} implies {implied!r}, but the recipe also has {other!r}; they "
+                        f"ask for different {implied.kind} settings: set it in one place"
+                    )
+                by_kind[implied.kind] = implied
+        for kind in KINDS.values():  # the defaults: Full(), SGD(), BatchNormPolicy("keep")
+            if kind.name not in by_kind and kind.default is not None:
+                by_kind[kind.name] = kind.default()
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidRecipe(f"Recipe(name={name!r}): name must be a non-empty string")
         self.parts: tuple[RecipePart, ...] = tuple(checked)
+        self._given = given
         self._by_kind = by_kind
-        self.trainable_part: TrainablePart = by_kind.get("trainable", Full())  # type: ignore[assignment]
-        self.optimizer_part: OptimizerPart = by_kind.get("optimizer", SGD())  # type: ignore[assignment]
-        self.micro_batches: int = mb.n if isinstance(mb, MicroBatch) else 1
-        self.update_in_backward: bool = "update" in by_kind
-        precision = by_kind.get("precision")
-        self.precision_part: PrecisionPart | None = (
-            precision if isinstance(precision, PrecisionPart) else None
-        )
+        for part in by_kind.values():
+            part.check(self)
         others = [p.name for p in checked if p.kind != "trainable"]
         self.name: str = name or "+".join([self.trainable_part.name, *others])
         self._rule: Rule = self.trainable_part.rule(None)
 
     # ---- what the recipe holds ------------------------------------------------------------
     def part(self, kind: str) -> RecipePart | None:
-        """The part of ``kind`` (see :data:`odtlab.recipes.base.KINDS`), or ``None``."""
+        """The part in use for ``kind`` (defaults and implied parts included), or ``None``.
+
+        Kinds are those registered (:data:`odtlab.recipes.base.KINDS`):
+        ``"trainable"``, ``"precision"``, ``"batchnorm"``, ``"activations"``,
+        ``"checkpointing"``, ``"micro-batch"``, ``"optimizer"``, ``"update"``...
+        """
         if kind not in KINDS:
             raise InvalidRecipe(f"unknown part kind {kind!r}; kinds are {', '.join(KINDS)}")
-        if kind == "trainable":
-            return self.trainable_part
-        if kind == "optimizer":
-            return self.optimizer_part
         return self._by_kind.get(kind)
 
     @property
-    def checkpointing(self) -> Checkpointing | None:
+    def trainable_part(self) -> TrainablePart:
+        """The trainable set in use (``Full()`` by default)."""
+        return self._by_kind["trainable"]  # type: ignore[return-value]
+
+    @property
+    def optimizer_part(self) -> Any:
+        """The optimizer part in use (``SGD(lr=0.05)`` by default)."""
+        return self._by_kind["optimizer"]
+
+    @property
+    def precision_part(self) -> PrecisionPart | None:
+        """The precision part, ``None`` for plain fp32."""
+        part = self._by_kind.get("precision")
+        return part if isinstance(part, PrecisionPart) else None
+
+    @property
+    def micro_batches(self) -> int:
+        """How many micro-batches a step splits its batch into (1 without a MicroBatch part)."""
+        return int(getattr(self._by_kind.get("micro-batch"), "n", 1))
+
+    @property
+    def update_in_backward(self) -> bool:
+        """Whether each trained tensor is stepped inside backward (an ``"update"`` part)."""
+        return "update" in self._by_kind
+
+    @property
+    def checkpointing(self) -> Any:
         """The :class:`Checkpointing` part, or ``None``."""
-        part = self._by_kind.get("checkpointing")
-        return part if isinstance(part, Checkpointing) else None
+        return self._by_kind.get("checkpointing")
 
     @property
     def bn_mode(self) -> str:
         """``"keep"``, ``"frozen"`` or ``"group"``: what this recipe does to BatchNorm."""
-        mb, bnp = self._by_kind.get("micro-batch"), self._by_kind.get("batchnorm")
-        if isinstance(mb, MicroBatch) and mb.bn != "keep":
-            return mb.bn
-        return bnp.mode if isinstance(bnp, BatchNormPolicy) else "keep"
-
-    @property
-    def _bn_groups(self) -> int:
-        mb, bnp = self._by_kind.get("micro-batch"), self._by_kind.get("batchnorm")
-        if isinstance(mb, MicroBatch) and mb.bn != "keep":
-            return mb.groups
-        return bnp.groups if isinstance(bnp, BatchNormPolicy) else 8
+        return str(getattr(self._by_kind.get("batchnorm"), "mode", "keep"))
 
     # ---- the verbs ---------------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:
         """Make ``model`` ready to train with this recipe, in place; return the same object.
 
-        In order: the trainable part's changes (TinyTL's lite residuals),
-        the precision part's (:class:`Int8` folds BatchNorm, swaps in int8
-        layers under the same names), BatchNorm mode (``"keep"`` also undoes
-        an earlier freeze; ``"group"`` swaps modules for good), in-place
-        activations, checkpointing (installed, or removed when the recipe
-        has none), and ``requires_grad`` of every parameter by the trainable
-        rule, evaluated on the converted model (after :class:`Int8`,
-        ``BiasOnly`` trains the conv biases, the old BatchNorm shifts).
-        Calling it twice is safe. Only flags and module classes change;
-        weights are not touched, except that ``bn="group"`` copies gamma and
-        beta into the new GroupNorm and :class:`Int8` folds and rescales.
+        The parts run in the stage order of their kinds: first those that
+        change modules (the trainable part, e.g. TinyTL's lite residuals;
+        the precision part, e.g. :class:`Int8` folds BatchNorm and swaps in
+        int8 layers under the same names); then every part validates the
+        model (checkpointing: is there a trunk to cut?) and the trainable
+        rule must select some parameter; then the parts that set modes
+        (BatchNorm, in-place activations, checkpointing; a kind without a
+        part undoes what an earlier recipe installed). Last,
+        ``requires_grad`` of every parameter follows the trainable rule,
+        evaluated on the converted model. Calling it twice is safe. Only
+        flags and module classes change; weights are not touched, except
+        that ``bn="group"`` copies gamma and beta into the new GroupNorm and
+        :class:`Int8` folds and rescales.
 
         Raises
         ------
@@ -184,33 +207,38 @@ class Recipe:
         """
         if not isinstance(model, nn.Module):
             raise InvalidRecipe(f"prepare() needs a torch.nn.Module; got {type(model).__name__}")
-        # A trainable part may add modules first (TinyTL's lite residuals); it raises
-        # before changing anything when the model does not qualify.
-        self.trainable_part.apply(model)
-        rule = self.trainable_part.rule(model)  # check the rest before changing anything
-        flags = {name: bool(rule(name, p)) for name, p in model.named_parameters()}
-        self._check_some_trainable(model, flags)
-        if self.precision_part is not None:  # new layers, same names: ask the rule again
-            self.precision_part.apply(model)
-            rule = self.trainable_part.rule(model)
-            flags = {name: bool(rule(name, p)) for name, p in model.named_parameters()}
-            self._check_some_trainable(model, flags)
-        act = self._by_kind.get("activations")
-        ckpt = self.checkpointing
-        if ckpt is not None:
-            inplace = act.enabled if isinstance(act, InPlaceActivations) else None
-            plan_segments(model, ckpt.segments, ckpt.trunk, inplace=inplace)
-        set_batchnorm_mode(model, self.bn_mode, self._bn_groups)
-        if isinstance(act, InPlaceActivations):
-            act.apply(model)
-        if ckpt is None:
-            remove_checkpointing(model)
-        else:
-            ckpt.apply(model)
+        order = kinds_in_order()
+        validated = False
+        rule = self._rule
+        for kind in order:
+            if kind.stage >= STRUCTURE_DONE and not validated:
+                rule = self._validate(model)
+                validated = True
+            part = self._by_kind.get(kind.name)
+            if part is not None:
+                part.apply(model)
+            elif kind.when_absent is not None:
+                kind.when_absent(model)
+            if kind.name == "trainable":  # a trainable part raises before changing anything
+                rule = self._check_rule(model)
+        if not validated:
+            rule = self._validate(model)
         for name, p in model.named_parameters():  # names survive the BatchNorm changes
             p.requires_grad_(bool(rule(name, p)))
         self._rule = rule
         return model
+
+    def _validate(self, model: nn.Module) -> Rule:
+        rule = self._check_rule(model)
+        for part in self._by_kind.values():
+            part.validate(model, self)
+        return rule
+
+    def _check_rule(self, model: nn.Module) -> Rule:
+        rule = self.trainable_part.rule(model)
+        flags = {name: bool(rule(name, p)) for name, p in model.named_parameters()}
+        self._check_some_trainable(model, flags)
+        return rule
 
     def _check_some_trainable(self, model: nn.Module, flags: dict[str, bool]) -> None:
         if not any(flags.values()):
@@ -244,9 +272,11 @@ class Recipe:
                 "make_optimizer got no trainable parameter; call recipe.prepare(model) first, "
                 "then recipe.make_optimizer(model.parameters())"
             )
-        if self.update_in_backward:
-            return FusedBackwardOptimizer(chosen, self.optimizer_part.build)
-        return self.optimizer_part.build(chosen)
+        build = self.optimizer_part.build
+        for part in self._by_kind.values():  # UpdateInBackward: one optimizer per tensor
+            if part is not self.optimizer_part:
+                build = part.wrap_optimizer(build)
+        return build(chosen)  # type: ignore[no-any-return]
 
     def train_step(
         self,
@@ -261,7 +291,7 @@ class Recipe:
         The loss of each of the :attr:`micro_batches` chunks is scaled by its
         share of the batch, so the accumulated gradient equals the gradient
         of the full batch's mean loss (exactly, without batch statistics;
-        see :mod:`odtlab.recipes.microbatch`). ``loss_fn=None`` is
+        see :mod:`odtlab.recipes.activations.microbatch`). ``loss_fn=None`` is
         cross-entropy. With a precision part, the forward pass and the loss
         run under its :meth:`~PrecisionPart.autocast` and backward and step
         go through it (fp16 loss scaling). The model's train/eval mode is
@@ -277,37 +307,14 @@ class Recipe:
             precision=self.precision_part,
         )  # fmt: skip
 
-    def memory_report(
-        self,
-        model: nn.Module,
-        example_batch: tuple[Any, torch.Tensor],
-        loss_fn: LossFn | None = None,
-        *,
-        accounting: str = "pytorch",
-    ) -> Any:
-        """The memory this recipe needs on ``example_batch``, measured.
-
-        See :func:`odtlab.recipes.memory.recipe_memory_report` for the method
-        (a prepared copy of ``model`` is measured; ``model`` is not changed).
-
-        Returns
-        -------
-        RecipeMemoryReport
-            A :class:`odtlab.memory.TrainingMemoryReport` with the recipe's
-            details; ``report.totals`` in bytes.
-        """
-        from odtlab.recipes.memory import recipe_memory_report
-
-        return recipe_memory_report(self, model, example_batch, loss_fn, accounting=accounting)
-
     def describe(self, model: nn.Module) -> Any:
         """Trainable parameters per layer, count and bytes (model not changed).
 
-        Returns a :class:`~odtlab.recipes.summary.TrainableSummary`; print it.
+        Returns a :class:`~odtlab.recipes.trainable.summary.TrainableSummary`; print it.
         """
         import copy
 
-        from odtlab.recipes.summary import summarize
+        from odtlab.recipes.trainable.summary import summarize
 
         net = copy.deepcopy(model)
         self.trainable_part.apply(net)  # count what prepare() would add, on a copy
@@ -324,6 +331,6 @@ class Recipe:
         lines = [f"recipe {self.name}"]
         for part in (self.trainable_part, *[p for p in self.parts if p.kind != "trainable"]):
             lines.append(f"  {part.kind:<14} {part!r}")
-        if "optimizer" not in self._by_kind:
+        if "optimizer" not in self._given:
             lines.append(f"  {'optimizer':<14} {self.optimizer_part!r} (default)")
         return "\n".join(lines)

@@ -124,7 +124,6 @@ def save_checkpoint(
     step: int,
     extra: Mapping[str, Any] | None = None,
     keep_previous: bool = True,
-    _cut_at_fraction: float | None = None,
 ) -> Path:
     """Write a checkpoint atomically, keeping the previous good one as ``path.prev``.
 
@@ -169,8 +168,7 @@ def save_checkpoint(
         "torch_version": str(torch.__version__),
     }
     blob = encode(payload)
-    crash = None if _cut_at_fraction is None else int(len(blob) * _cut_at_fraction)
-    return atomic_write(Path(path), blob, keep_previous=keep_previous, crash_after_bytes=crash)
+    return atomic_write(Path(path), blob, keep_previous=keep_previous)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:

@@ -31,7 +31,6 @@ from typing import Any
 import torch
 
 from odtlab.errors import CorruptCheckpoint
-from odtlab.train.errors import PowerLoss
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "HEADER", "check_plain", "encode", "verified_payload",
            "previous_path", "atomic_write"]  # fmt: skip
@@ -131,26 +130,18 @@ def verified_payload(path: str | os.PathLike[str], blob: bytes) -> bytes:
     return body
 
 
-def atomic_write(
-    target: Path, blob: bytes, *, keep_previous: bool = True, crash_after_bytes: int | None = None
-) -> Path:
+def atomic_write(target: Path, blob: bytes, *, keep_previous: bool = True) -> Path:
     """Write ``blob`` to ``target`` so that a crash at any moment leaves a good file.
 
     Temporary file in the same folder, flush, ``os.fsync``, optionally keep
     the current good ``target`` as ``target.prev``, ``os.replace``, fsync the
-    folder. ``crash_after_bytes`` simulates a power cut (raises
-    :class:`~odtlab.train.errors.PowerLoss`) after that many bytes of the
-    temporary file are written.
+    folder. A crash before the rename leaves ``target`` as it was.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
-            if crash_after_bytes is not None:  # simulated power cut mid-write
-                f.write(blob[: max(0, crash_after_bytes)])
-                f.flush()
-                raise PowerLoss(f"power cut after {crash_after_bytes} bytes of {target}")
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())

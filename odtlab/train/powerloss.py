@@ -111,7 +111,6 @@ def simulate_power_loss(
     *,
     kill_at_step: int,
     during_save: bool = False,
-    cut_fraction: float = 0.5,
     checkpoint_dir: str | Path | None = None,
     compare: bool = True,
 ) -> PowerLossResult:
@@ -128,11 +127,13 @@ def simulate_power_loss(
     kill_at_step : int
         The step (1 to the run's length) at which the power goes.
     during_save : bool, default False
-        Cut the power in the middle of writing the checkpoint of
-        ``kill_at_step`` (which must then be a checkpoint step) instead of
-        right after the step.
-    cut_fraction : float, default 0.5
-        With ``during_save``: share of the checkpoint's bytes written before the cut, in [0, 1).
+        Cut the power while the checkpoint of ``kill_at_step`` (which must
+        then be a checkpoint step) is being written, instead of right after
+        the step. The write is atomic (temporary file, fsync, rename), so a
+        cut at any byte of it leaves the checkpoint before it in place: the
+        run is cut in :attr:`Trainer.before_save`, before the rename. (That
+        any partial write is invisible is tested byte by byte in the test
+        suite, which cuts the file write itself.)
     checkpoint_dir : str or Path, optional
         An empty (or missing) folder for the runs' checkpoints; a new
         temporary folder by default.
@@ -151,8 +152,6 @@ def simulate_power_loss(
     """
     if isinstance(kill_at_step, bool) or not isinstance(kill_at_step, int) or kill_at_step < 1:
         raise ValueError(f"kill_at_step must be an int >= 1, got {kill_at_step!r}.")
-    if not 0.0 <= cut_fraction < 1.0:
-        raise ValueError(f"cut_fraction must be in [0, 1), got {cut_fraction!r}.")
     root = Path(checkpoint_dir) if checkpoint_dir is not None else Path(tempfile.mkdtemp())
     if root.exists() and any(root.iterdir()):
         raise ValueError(
@@ -178,7 +177,11 @@ def simulate_power_loss(
                 f"kill_at_step={kill_at_step} saves no checkpoint (every {every} steps and at "
                 f"the end); pick a checkpoint step for during_save=True."
             )
-        first._crash_save = (kill_at_step, cut_fraction)
+        def cut_save(step: int) -> None:
+            if step == kill_at_step:
+                raise PowerLoss(f"power cut while saving the checkpoint of step {step}")
+
+        first.before_save = cut_save
     else:
         first.on_step = cut
     try:

@@ -52,6 +52,7 @@ from odtlab.train import cost
 from odtlab.train.checkpoint import latest_checkpoint, previous_path, save_checkpoint
 from odtlab.train.errors import TrainingDiverged
 from odtlab.train.evaluate import accuracy
+from odtlab.train.profile import ACCOUNTINGS, default_recipe, profile
 from odtlab.train.report import TrainingReport, build_report
 from odtlab.train.resume import PrivateRNG, RunState, position_loader
 
@@ -59,11 +60,6 @@ __all__ = ["Trainer", "default_recipe", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "last.ckpt"
 """File name of the trainer's checkpoint inside ``checkpoint_dir`` (previous: ``last.ckpt.prev``)."""
-
-
-def default_recipe() -> Recipe:
-    """``Recipe()``: full training with the recipes' default optimizer, ``SGD(lr=0.05)``."""
-    return Recipe()
 
 
 def _positive(name: str, value: Any, allow_none: bool = True) -> int | None:
@@ -122,6 +118,9 @@ class Trainer:
         ``False`` trains anyway and reports ``fits=False`` (what-if studies).
     on_step : callable, optional
         ``on_step(step, loss)`` after each step (and its checkpoint, if any).
+        The attribute ``before_save`` (``None`` by default) may hold a
+        callable ``before_save(step)`` run just before each checkpoint is
+        written (:func:`~odtlab.train.simulate_power_loss` cuts the power there).
 
     Attributes
     ----------
@@ -180,19 +179,19 @@ class Trainer:
         self.progress = progress
         self.dtype = dtype
         self.check_memory = check_memory
-        if accounting not in ("pytorch", "engine"):
+        if accounting not in ACCOUNTINGS:
             raise ValueError(
                 f"Trainer: accounting must be 'pytorch' or 'engine', got {accounting!r}; use "
                 "'engine' to charge a microcontroller what a memory-optimised engine keeps."
             )
         self.accounting = accounting
         self.on_step = on_step
+        self.before_save: Callable[[int], None] | None = None
         self.memory_report: Any = None
         self.flops_per_step: float | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.step = 0
         self.report: TrainingReport | None = None
-        self._crash_save: tuple[int, float] | None = None  # (step, fraction): powerloss's hook
 
     # ---- helpers ----------------------------------------------------------------------------
     @property
@@ -248,8 +247,8 @@ class Trainer:
         model = recipe.prepare(model) or model
         self.model = model
         batch = self._first_batch(train_data)
-        self.memory_report = recipe.memory_report(
-            model, batch, self.loss_fn, accounting=self.accounting
+        self.memory_report = profile(
+            model, batch, recipe, accounting=self.accounting, loss_fn=self.loss_fn
         )
         flops = cost.flops_per_step(self.memory_report, model, batch, self.loss_fn,
                                     batch_size=len(batch[1]))  # fmt: skip
@@ -335,12 +334,10 @@ class Trainer:
                 "total_steps": total}  # fmt: skip
 
     def _save(self, run: RunState, total: int) -> None:
-        crash = None
-        if self._crash_save is not None and self._crash_save[0] == run.step:
-            crash = self._crash_save[1]
+        if self.before_save is not None:
+            self.before_save(run.step)
         save_checkpoint(self.checkpoint_path, model=self.model, optimizer=self.optimizer,  # type: ignore[arg-type]
-                        step=run.step, extra=run.to_extra(self._config(total)),
-                        _cut_at_fraction=crash)  # fmt: skip
+                        step=run.step, extra=run.to_extra(self._config(total)))  # fmt: skip
 
     def _resume(self, fresh: RunState, total: int) -> RunState:
         """Restore model and optimizer from the newest good checkpoint; return its RunState."""

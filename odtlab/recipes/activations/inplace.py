@@ -28,7 +28,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from odtlab.recipes.base import RecipePart
+from odtlab.recipes.base import RecipePart, register_kind
 
 __all__ = ["InPlaceActivations", "INPLACE_TYPES", "set_inplace"]
 
@@ -78,3 +78,6 @@ class InPlaceActivations(RecipePart):
 
     def apply(self, model: nn.Module) -> None:
         set_inplace(model, bool(self.enabled))
+
+
+register_kind("activations", stage=40)

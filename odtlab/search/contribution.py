@@ -13,8 +13,8 @@ batches, for the same number of steps, and scored on held-out data:
   ``dAcc_W[i, r]`` is its accuracy minus that of ``k_ref`` alone.
 
 Each candidate's memory is measured too: the engine-accounting peak of one
-training step (:meth:`Recipe.memory_report` with ``accounting="engine"``)
-of that scheme alone, cached so that :func:`~odtlab.recipes.scheme_search.search_scheme`
+training step (:func:`odtlab.train.profile` with ``accounting="engine"``)
+of that scheme alone, cached so that :func:`~odtlab.search.scheme.search_scheme`
 can reuse it. The gains are noisy (a few dozen steps on a few hundred
 images); read differences under about ``1 / len(val_data)`` as ties.
 
@@ -42,10 +42,8 @@ from tqdm.auto import tqdm
 
 from odtlab.data import as_tensors
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.contribution_table import Contribution, ContributionTable, MemoryMeter
-from odtlab.recipes.optimizers import SGD, OptimizerPart
-from odtlab.recipes.recipe import Recipe
-from odtlab.recipes.sparse_update import SparseUpdate, sparse_layers
+from odtlab.recipes import SGD, OptimizerPart, Recipe, SparseUpdate, sparse_layers
+from odtlab.search.table import Contribution, ContributionTable, MemoryMeter
 
 __all__ = ["contribution_analysis", "default_weight_candidates"]
 

@@ -43,7 +43,7 @@ from typing import ClassVar
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.base import RecipePart
+from odtlab.recipes.base import RecipePart, register_kind
 
 __all__ = ["TrainablePart", "Full", "LastLayer", "BiasOnly", "Freeze", "find_head", "Rule"]
 
@@ -225,3 +225,6 @@ class Freeze(TrainablePart):
                     )
         layers = self.layers
         return lambda name, param: not any(_under(name, layer) for layer in layers)
+
+
+register_kind("trainable", stage=0, default=Full)

@@ -26,7 +26,7 @@ Rules:
   LayerNorm, GroupNorm, attention...). **BatchNorm in train mode normalises
   each micro-batch with its own statistics, so micro-batching changes the
   result**; use ``bn="frozen"`` or ``bn="group"`` (see
-  :mod:`odtlab.recipes.norm`) to make it exact again. Dropout draws
+  :mod:`odtlab.recipes.activations.batchnorm`) to make it exact again. Dropout draws
   different masks too (the random stream is consumed in another order).
 """
 
@@ -42,11 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.base import RecipePart, check_choice, check_positive_int
-from odtlab.recipes.norm import BN_MODES, set_batchnorm_mode
+from odtlab.recipes.activations.batchnorm import BN_MODES, BatchNormPolicy
+from odtlab.recipes.base import RecipePart, check_choice, check_positive_int, register_kind
 
 if TYPE_CHECKING:
-    from odtlab.recipes.precision import PrecisionPart
+    from odtlab.recipes.precision.mixed import PrecisionPart
 
 __all__ = [
     "MicroBatch",
@@ -194,7 +194,7 @@ class MicroBatch(RecipePart):
         Number of micro-batches (>= 1). Activation memory is that of a batch
         of ``ceil(B / n)``; the step takes about as long (a little longer).
     bn : {"keep", "frozen", "group"}
-        What BatchNorm does (see :mod:`odtlab.recipes.norm`): ``"keep"``
+        What BatchNorm does (see :mod:`odtlab.recipes.activations.batchnorm`): ``"keep"``
         (statistics per micro-batch: results differ from the full batch),
         ``"frozen"`` (running statistics) or ``"group"`` (GroupNorm); with
         the last two, micro-batching gives the full batch's gradient.
@@ -221,5 +221,9 @@ class MicroBatch(RecipePart):
     def name(self) -> str:
         return f"mb({self.n})" if self.bn == "keep" else f"mb({self.n},bn-{self.bn})"
 
-    def apply(self, model: nn.Module) -> None:
-        set_batchnorm_mode(model, self.bn, self.groups)
+    def implied_parts(self) -> tuple[RecipePart, ...]:
+        """``bn="frozen"`` or ``"group"`` stands for a :class:`BatchNormPolicy` (its one owner)."""
+        return () if self.bn == "keep" else (BatchNormPolicy(self.bn, self.groups),)
+
+
+register_kind("micro-batch", stage=60)

@@ -14,7 +14,7 @@ Section 3.3) picks *what to train* on a microcontroller in two steps:
 The gains are *assumed to add up* (the paper's assumption; it is what
 makes the search cheap). The memory is **not** added up: the peak of a
 combined scheme is measured (engine accounting, the same as
-:meth:`Recipe.memory_report` ``(accounting="engine")``), because a peak is a
+:func:`odtlab.train.profile` ``(accounting="engine")``), because a peak is a
 maximum over a timeline, not a sum.
 
 How we search (the paper uses an evolutionary search; at the course's scale
@@ -61,8 +61,9 @@ from tqdm.auto import tqdm
 from odtlab import devices
 from odtlab.devices import DeviceProfile, format_bytes
 from odtlab.errors import DoesNotFit, InvalidRecipe
-from odtlab.recipes.contribution import contribution_analysis, default_weight_candidates
-from odtlab.recipes.contribution_table import (
+from odtlab.recipes import OptimizerPart, SparseUpdate
+from odtlab.search.contribution import contribution_analysis, default_weight_candidates
+from odtlab.search.table import (
     Contribution,
     ContributionTable,
     MemoryMeter,
@@ -70,8 +71,6 @@ from odtlab.recipes.contribution_table import (
     check_table,
     scheme_key,
 )
-from odtlab.recipes.optimizers import OptimizerPart
-from odtlab.recipes.sparse_update import SparseUpdate
 
 __all__ = [
     "Contribution",

@@ -35,13 +35,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.base import RecipePart
+from odtlab.recipes.base import RecipePart, register_kind
+
+if TYPE_CHECKING:
+    from odtlab.recipes.recipe import Recipe
 
 __all__ = ["UpdateInBackward", "FusedBackwardOptimizer", "check_update_in_backward"]
 
@@ -73,12 +76,20 @@ class UpdateInBackward(RecipePart):
     def name(self) -> str:
         return "update-in-backward"
 
+    def check(self, recipe: Recipe) -> None:
+        """Refuse parts that need the whole gradient alive (micro-batches, fp16 loss scaling)."""
+        check_update_in_backward(recipe)
 
-def check_update_in_backward(by_kind: dict[str, RecipePart]) -> None:
+    def wrap_optimizer(self, build: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+        """One optimizer per trained tensor, stepped in backward (:class:`FusedBackwardOptimizer`)."""
+        return lambda params: FusedBackwardOptimizer(params, build)
+
+
+def check_update_in_backward(recipe: Recipe) -> None:
     """Raise :class:`InvalidRecipe` if the other parts need the whole gradient alive."""
-    if not isinstance(by_kind.get("update"), UpdateInBackward):
+    if not isinstance(recipe.part("update"), UpdateInBackward):
         return
-    mb = by_kind.get("micro-batch")
+    mb = recipe.part("micro-batch")
     if getattr(mb, "n", 1) > 1:
         raise InvalidRecipe(
             f"UpdateInBackward() cannot be combined with {mb!r}: gradient accumulation needs each "
@@ -86,7 +97,7 @@ def check_update_in_backward(by_kind: dict[str, RecipePart]) -> None:
             "drop MicroBatch (use a smaller batch, or Checkpointing to save activations), or "
             "drop UpdateInBackward"
         )
-    precision = by_kind.get("precision")
+    precision = recipe.part("precision")
     if getattr(precision, "dtype", None) in ("fp16", torch.float16):
         raise InvalidRecipe(
             f"UpdateInBackward() cannot be combined with {precision!r}: fp16 loss scaling checks "
@@ -194,3 +205,6 @@ class FusedBackwardOptimizer(torch.optim.Optimizer):
     def hooked(self) -> bool:
         """Whether the hooks are still attached."""
         return bool(self._handles)
+
+
+register_kind("update", stage=80)

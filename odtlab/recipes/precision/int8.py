@@ -5,7 +5,7 @@ The 256 KB paper (Lin et al., NeurIPS 2022, ``lin2022ondevice``, Section 2.1
 microcontroller, BatchNorm folded into the convolutions. Two things make
 that graph hard to train with plain SGD: it has no normalisation, and its
 weights live in integer units. :class:`Int8` builds that graph in PyTorch
-(:func:`convert_to_int8`, layers in :mod:`odtlab.recipes.quant_layers`) and
+(:func:`convert_to_int8`, layers in :mod:`odtlab.recipes.layers.quant`) and
 fixes the second problem with QAS.
 
 Why QAS. A layer computes with ``W = s * W̄`` (``W̄`` the int8 weight, ``s``
@@ -44,13 +44,13 @@ import torch
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.fold import fold_batchnorm
-from odtlab.recipes.microbatch import LossFn
-from odtlab.recipes.precision import PrecisionPart
-from odtlab.recipes.qas import QASReport, weight_gradient_ratios
-from odtlab.recipes.quant_layers import QuantConv2d, QuantLinear, QuantMixin
-from odtlab.recipes.quant_sparse import QuantSparseConv2d
-from odtlab.recipes.sparse_conv import SparseConv2d
+from odtlab.recipes.activations.microbatch import LossFn
+from odtlab.recipes.layers.fold import fold_batchnorm
+from odtlab.recipes.layers.quant import QuantConv2d, QuantLinear, QuantMixin
+from odtlab.recipes.layers.quant_sparse import QuantSparseConv2d
+from odtlab.recipes.layers.sparse_conv import SparseConv2d
+from odtlab.recipes.precision.mixed import PrecisionPart
+from odtlab.recipes.precision.qas import QASReport, weight_gradient_ratios
 
 __all__ = [
     "Int8",
@@ -86,14 +86,14 @@ def convert_to_int8(
     """Turn ``model`` into its int8 training graph, in place, and return it.
 
     First every ``Conv2d -> BatchNorm2d`` pair is folded
-    (:func:`~odtlab.recipes.fold.fold_batchnorm`, if ``fold_bn``), then every
+    (:func:`~odtlab.recipes.layers.fold.fold_batchnorm`, if ``fold_bn``), then every
     ``nn.Conv2d`` and ``nn.Linear`` becomes a
-    :class:`~odtlab.recipes.quant_layers.QuantConv2d` /
-    :class:`~odtlab.recipes.quant_layers.QuantLinear` *under the same name*,
+    :class:`~odtlab.recipes.layers.quant.QuantConv2d` /
+    :class:`~odtlab.recipes.layers.quant.QuantLinear` *under the same name*,
     so parameter names stay ``....conv.weight``, ``....conv.bias``; a
-    :class:`~odtlab.recipes.sparse_conv.SparseConv2d` (from
+    :class:`~odtlab.recipes.layers.sparse_conv.SparseConv2d` (from
     :class:`~odtlab.recipes.SparseUpdate`) becomes a
-    :class:`~odtlab.recipes.quant_sparse.QuantSparseConv2d` (still
+    :class:`~odtlab.recipes.layers.quant_sparse.QuantSparseConv2d` (still
     ``weight_train`` / ``weight_frozen``). Layers already converted only
     take the new ``qas`` and ``activations`` settings, so calling it twice
     is safe. Other subclasses of ``nn.Conv2d`` / ``nn.Linear`` with their

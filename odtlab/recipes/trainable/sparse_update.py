@@ -12,12 +12,12 @@ Layers are numbered as in the paper and its code (``mit-han-lab/tiny-training``,
 ``nn.Conv2d`` of the model, in ``named_modules()`` order, from 0; the
 classifier is not counted. :func:`sparse_layers` lists them. The paper trains
 the graph with each BatchNorm folded into its convolution
-(:func:`odtlab.recipes.fold.fold_batchnorm`), so "the bias of conv ``i``" is
+(:func:`odtlab.recipes.layers.fold.fold_batchnorm`), so "the bias of conv ``i``" is
 the folded BatchNorm shift.
 
 In PyTorch the savings are real, not just on paper: :meth:`SparseUpdate.apply`
 turns every convolution on the gradient path whose weight is frozen or
-channel-sparse into a :class:`~odtlab.recipes.sparse_conv.SparseConv2d`,
+channel-sparse into a :class:`~odtlab.recipes.layers.sparse_conv.SparseConv2d`,
 which saves only the input channels its weight gradient needs (nothing when
 the weight is frozen), and trains only that weight slice.
 
@@ -40,16 +40,15 @@ from typing import Any
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.fold import fold_batchnorm
-from odtlab.recipes.sparse_conv import SparseConv2d, channels_to_update
-from odtlab.recipes.trainable import Rule, TrainablePart, _under, find_head
+from odtlab.recipes.layers.fold import fold_batchnorm
+from odtlab.recipes.layers.sparse_conv import SparseConv2d, channels_to_update
+from odtlab.recipes.trainable.basic import Rule, TrainablePart, _under, find_head
 
 __all__ = [
     "SparseUpdate",
     "LayerPlan",
     "sparse_layers",
     "describe_scheme",
-    "paper_scheme_100kb",
 ]
 
 
@@ -328,25 +327,3 @@ def describe_scheme(model: nn.Module, part: SparseUpdate) -> str:
 
 def _first_on_path(plans: list[LayerPlan]) -> Any:
     return next((p.index for p in plans if p.on_path), len(plans))
-
-
-def paper_scheme_100kb() -> SparseUpdate:
-    """The reference's "100 KB" sparse-update scheme for MCUNet-5FPS.
-
-    From ``mit-han-lab/tiny-training``, ``algorithm/scripts/sparse_update.sh``
-    ("sparse update (100KB scheme): 88.84%" on Flowers-102):
-    ``--n_bias_update 22 --manual_weight_idx 21-24-27-30-36-39
-    --weight_update_ratio 1-1-1-1-0.125-0.25`` with ``--net_name mcunet-5fps``.
-    Indices count every ``nn.Conv2d`` from 0 (``get_all_conv_ops``), as
-    :func:`sparse_layers` does; build the model with
-    ``models.mcunet(blocks="mcunet-5fps")``.
-
-    Examples
-    --------
-    >>> paper_scheme_100kb().name
-    'sparse(b22,w6)'
-    """
-    return SparseUpdate(
-        bias_layers=22,
-        weights={21: 1.0, 24: 1.0, 27: 1.0, 30: 1.0, 36: 0.125, 39: 0.25},
-    )

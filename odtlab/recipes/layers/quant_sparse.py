@@ -3,15 +3,15 @@
 The 256 KB paper's full method is sparse update *and* int8 training with
 QAS: ``Recipe(SparseUpdate(...), Int8())``. :class:`~odtlab.recipes.SparseUpdate`
 turns the convolutions on the gradient path into
-:class:`~odtlab.recipes.sparse_conv.SparseConv2d` (the weight stored as a
+:class:`~odtlab.recipes.layers.sparse_conv.SparseConv2d` (the weight stored as a
 trained slice ``weight_train`` of the first ``k`` input channels and a frozen
 rest ``weight_frozen``), and :class:`~odtlab.recipes.Int8` then turns each of
 those into a :class:`QuantSparseConv2d`: the same two parameters in integer
 units (``W̄ = W / s``, one scale ``s`` per output channel for the whole
 weight), the input fake-quantised to int8, rounding with the
 straight-through estimator and QAS on ``weight_train``'s gradient, exactly
-as in :mod:`odtlab.recipes.quant_layers`. The backward pass is
-:class:`~odtlab.recipes.sparse_conv.SparseConvFunction`'s: it keeps only the
+as in :mod:`odtlab.recipes.layers.quant`. The backward pass is
+:class:`~odtlab.recipes.layers.sparse_conv.SparseConvFunction`'s: it keeps only the
 ``k`` trained input channels of the (int8-rounded) input.
 
 What autograd keeps (registered with :func:`odtlab.memory.register_layer`,
@@ -31,9 +31,9 @@ import torch.nn.functional as F
 
 from odtlab.memory import register_layer
 from odtlab.memory.formulas import Kept, fresh, keep
-from odtlab.recipes.quant_layers import QuantMixin, round_ste, to_integer_units, weight_scales
-from odtlab.recipes.sparse_conv import SparseConv2d, SparseConvFunction
-from odtlab.recipes.sparse_conv_rules import sparse_conv_engine
+from odtlab.recipes.layers.quant import QuantMixin, round_ste, to_integer_units, weight_scales
+from odtlab.recipes.layers.sparse_conv import SparseConv2d, SparseConvFunction
+from odtlab.recipes.layers.sparse_conv_rules import sparse_conv_engine
 
 __all__ = ["QuantSparseConv2d", "quant_sparse_kept"]
 
@@ -69,8 +69,8 @@ class QuantSparseConv2d(QuantMixin, SparseConv2d):
         return layer.train(conv.training)
 
     def to_conv2d(self) -> Any:
-        """A :class:`~odtlab.recipes.quant_layers.QuantConv2d` with the same int8 state."""
-        from odtlab.recipes.quant_layers import QuantConv2d
+        """A :class:`~odtlab.recipes.layers.quant.QuantConv2d` with the same int8 state."""
+        from odtlab.recipes.layers.quant import QuantConv2d
 
         conv = QuantConv2d(
             self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,  # type: ignore[arg-type]

@@ -5,24 +5,14 @@ activation for backward only to compute the gradient of its *weight*; the
 gradient of its *bias* is the output gradient itself. So freezing the
 weights and training the biases saves the activation memory, not just
 parameters. To win back accuracy, TinyTL adds a *lite residual* branch to
-every block (see :mod:`odtlab.recipes.lite_residual`), small enough that
+every block (see :mod:`odtlab.recipes.layers.lite_residual`), small enough that
 its own activations stay cheap.
 
-:func:`tinytl_methods` gives the six methods of the paper's Table 2 as
-recipes, to train and to measure side by side:
-
-==========================  ===============================  ============
-key                         trains                           Table 2 row
-==========================  ===============================  ============
-``"full fine-tuning"``      every parameter                  FT-Full
-``"BN+last layer"``         normalisation gamma and beta,    FT-Norm+Last
-                            and the classifier
-``"last layer"``            the classifier                   FT-Last
-``"bias-only"``             biases and the classifier        TinyTL-B
-``"lite residual only"``    lite residuals, classifier       TinyTL-L
-``"lite residual + bias"``  lite residuals, biases,          TinyTL-L+B
-                            classifier
-==========================  ===============================  ============
+:func:`odtlab.recipes.tinytl_methods` gives the six methods of the paper's
+Table 2 as named recipes (``"tinytl/full"``, ``"tinytl/bn+last"``,
+``"tinytl/last"``, ``"tinytl/bias"``, ``"tinytl/lite"``,
+``"tinytl/lite+bias"``: FT-Full, FT-Norm+Last, FT-Last, TinyTL-B, TinyTL-L,
+TinyTL-L+B), to train and to measure side by side.
 
 Their activation memory (engine accounting, MobileNetV2-1.0, 102 classes,
 224x224, batch 8, on ``meta``; ``benchmarks/papers.py`` prints the peaks):
@@ -52,12 +42,10 @@ from torch import nn
 
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import check_choice, check_positive_int
-from odtlab.recipes.lite_residual import LITE_NAME, NORMS, add_lite_residuals
-from odtlab.recipes.optimizers import Adam, OptimizerPart
-from odtlab.recipes.recipe import Recipe
-from odtlab.recipes.trainable import BiasOnly, Full, LastLayer, Rule, TrainablePart, find_head
+from odtlab.recipes.layers.lite_residual import LITE_NAME, NORMS, add_lite_residuals
+from odtlab.recipes.trainable.basic import BiasOnly, Rule, TrainablePart, find_head
 
-__all__ = ["TinyTL", "NormOnly", "tinytl_methods", "NORM_TYPES"]
+__all__ = ["TinyTL", "NormOnly", "NORM_TYPES"]
 
 #: Normalisation layers whose gamma and beta ``NormOnly`` trains (subclasses count too).
 NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -210,41 +198,3 @@ class NormOnly(TrainablePart):
             return owner in norms if norms is not None else owner.rsplit(".", 1)[-1] == "bn"
 
         return trainable
-
-
-def tinytl_methods(optimizer: OptimizerPart | None = None) -> dict[str, Recipe]:
-    """The transfer-learning methods TinyTL compares (Table 2), as fresh recipes.
-
-    Parameters
-    ----------
-    optimizer : OptimizerPart, optional
-        The same for every method; the paper uses Adam, and so does the
-        default, ``Adam(lr=1e-3)``.
-
-    Returns
-    -------
-    dict of str to Recipe
-        Keys ``"full fine-tuning"``, ``"BN+last layer"``, ``"last layer"``,
-        ``"bias-only"``, ``"lite residual only"``, ``"lite residual + bias"``.
-        Each recipe is named like its key.
-
-    Examples
-    --------
-    >>> methods = tinytl_methods()
-    >>> list(methods)[-1], methods["lite residual + bias"].trainable_part.name
-    ('lite residual + bias', 'tinytl(L+B)')
-    """
-    opt = Adam(lr=1e-3) if optimizer is None else optimizer
-    if not isinstance(opt, OptimizerPart):
-        raise InvalidRecipe(
-            f"tinytl_methods(optimizer={optimizer!r}): give an optimizer part, e.g. Adam(lr=1e-3)"
-        )
-    parts: dict[str, TrainablePart] = {
-        "full fine-tuning": Full(),
-        "BN+last layer": NormOnly(),
-        "last layer": LastLayer(),
-        "bias-only": BiasOnly(),
-        "lite residual only": TinyTL(lite_residual=True, bias=False),
-        "lite residual + bias": TinyTL(lite_residual=True, bias=True),
-    }
-    return {name: Recipe(part, opt, name=name) for name, part in parts.items()}

@@ -26,11 +26,8 @@ from torch import nn
 
 from odtlab.devices import DeviceProfile, format_bytes, verdict
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.fold import fold_batchnorm
-from odtlab.recipes.optimizers import SGD, OptimizerPart
-from odtlab.recipes.recipe import Recipe
-from odtlab.recipes.sparse_update import SparseUpdate
-from odtlab.recipes.trainable import Full
+from odtlab.recipes import SGD, Full, OptimizerPart, Recipe, SparseUpdate, fold_batchnorm
+from odtlab.train.profile import profile
 
 __all__ = ["Contribution", "ContributionTable", "MemoryMeter", "SchemeKey", "scheme_key"]
 
@@ -139,7 +136,7 @@ class MemoryMeter:
         key = scheme_key(bias_layers, weights)
         if key not in self.cache:
             recipe = Recipe(self.scheme(bias_layers, weights), self.optimizer)
-            report = recipe.memory_report(self.model, self.example_batch, accounting="engine")
+            report = profile(self.model, self.example_batch, recipe, accounting="engine")
             self.totals[key] = {k: int(v) for k, v in report.totals.items()}
             self.frozen[key] = int(report.frozen_weight_bytes)
             self.cache[key] = self.totals[key]["peak"]
@@ -162,9 +159,7 @@ class MemoryMeter:
     def full_peak(self) -> int:
         """Peak bytes of full update (every parameter) of the same graph, BN folded if ``fold_bn``."""
         net = fold_batchnorm(copy.deepcopy(self.model)) if self.fold_bn else self.model
-        report = Recipe(Full(), self.optimizer).memory_report(
-            net, self.example_batch, accounting="engine"
-        )
+        report = profile(net, self.example_batch, Recipe(Full(), self.optimizer), accounting="engine")
         return int(report.totals["peak"])
 
 

@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from odtlab.recipes.base import RecipePart, check_choice
+from odtlab.recipes.base import RecipePart, check_choice, register_kind
 
 __all__ = ["PrecisionPart", "MixedPrecision", "DTYPES", "model_device_type"]
 
@@ -169,3 +169,6 @@ class MixedPrecision(PrecisionPart):
             return
         scaler.step(optimizer)  # unscales, skips the step if a gradient is inf/NaN
         scaler.update()
+
+
+register_kind("precision", stage=10)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.base import RecipePart, check_choice, check_positive_int
+from odtlab.recipes.base import RecipePart, check_choice, check_positive_int, register_kind
 
 __all__ = [
     "BN_MODES",
@@ -235,3 +235,7 @@ class BatchNormPolicy(RecipePart):
 
     def apply(self, model: nn.Module) -> None:
         set_batchnorm_mode(model, self.mode, self.groups)
+
+
+# Without a policy a recipe puts BatchNorm back in "keep" mode (undoing an earlier freeze).
+register_kind("batchnorm", stage=30, default=BatchNormPolicy)

@@ -61,7 +61,7 @@ import torch.nn.functional as F
 
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import check_choice, check_positive_float, check_positive_int
-from odtlab.recipes.optimizers import OptimizerPart, _check_betas
+from odtlab.recipes.optim.basic import OptimizerPart, _check_betas
 
 __all__ = [
     "Adam8bit",

@@ -42,16 +42,19 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.activations import INPLACE_TYPES
-from odtlab.recipes.base import RecipePart, check_positive_int
-from odtlab.recipes.norm import BATCHNORM_TYPES
+from odtlab.recipes.activations.batchnorm import BATCHNORM_TYPES
+from odtlab.recipes.activations.inplace import INPLACE_TYPES
+from odtlab.recipes.base import RecipePart, check_positive_int, register_kind
+
+if TYPE_CHECKING:
+    from odtlab.recipes.recipe import Recipe
 
 __all__ = [
     "Checkpointing",
@@ -362,6 +365,16 @@ class Checkpointing(RecipePart):
     def name(self) -> str:
         return f"ckpt({'sqrt' if self.segments is None else self.segments})"
 
+    def validate(self, model: nn.Module, recipe: Recipe) -> None:
+        """Check that the trunk exists and can be cut in :attr:`segments` (changes nothing)."""
+        act = recipe.part("activations")
+        inplace = getattr(act, "enabled", None) if act is not None else None
+        plan_segments(model, self.segments, self.trunk, inplace=inplace)
+
     def apply(self, model: nn.Module) -> None:
         remove_checkpointing(model)
         checkpoint_trunk(model, self.segments, self.trunk)
+
+
+# A recipe without checkpointing removes what an earlier recipe installed.
+register_kind("checkpointing", stage=50, when_absent=remove_checkpointing)

@@ -1,8 +1,8 @@
-"""The memory model's rules for :class:`~odtlab.recipes.sparse_conv.SparseConv2d`.
+"""The memory model's rules for :class:`~odtlab.recipes.layers.sparse_conv.SparseConv2d`.
 
-Registered by :mod:`odtlab.recipes.sparse_conv` with
+Registered by :mod:`odtlab.recipes.layers.sparse_conv` with
 :func:`odtlab.memory.register_layer`: ``pytorch`` is exactly what
-:class:`~odtlab.recipes.sparse_conv.SparseConvFunction` saves (tested equal
+:class:`~odtlab.recipes.layers.sparse_conv.SparseConvFunction` saves (tested equal
 to the measurement, to the byte), ``engine`` what a memory-optimised engine
 keeps (the ``k`` trained input channels in 8 bits, nothing for a frozen
 weight).

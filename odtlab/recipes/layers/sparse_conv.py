@@ -78,7 +78,7 @@ from torch.nn import init
 
 from odtlab.errors import InvalidRecipe
 from odtlab.memory.extend import register_layer
-from odtlab.recipes.sparse_conv_rules import sparse_conv_engine, sparse_conv_kept
+from odtlab.recipes.layers.sparse_conv_rules import sparse_conv_engine, sparse_conv_kept
 
 __all__ = ["SparseConv2d", "SparseConvFunction", "channels_to_update"]
 
@@ -375,5 +375,5 @@ class SparseConv2d(nn.Conv2d):
         return f"{super().extra_repr()}, update_ratio={self.update_ratio:g} ({self.channels_trained}/{per_group} input channels)"
 
 
-# The memory model's rules (odtlab/recipes/sparse_conv_rules.py).
+# The memory model's rules (odtlab/recipes/layers/sparse_conv_rules.py).
 register_layer(SparseConv2d, pytorch=sparse_conv_kept, engine=sparse_conv_engine)

@@ -48,8 +48,8 @@ from torch import nn
 
 from odtlab.errors import InvalidRecipe
 from odtlab.models.blocks import InvertedResidual
+from odtlab.recipes.activations.batchnorm import group_count
 from odtlab.recipes.base import check_choice, check_positive_float, check_positive_int
-from odtlab.recipes.norm import group_count
 
 __all__ = [
     "LiteResidual",

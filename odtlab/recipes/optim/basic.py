@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.base import RecipePart, check_positive_float
+from odtlab.recipes.base import RecipePart, check_positive_float, register_kind
 
 __all__ = ["OptimizerPart", "SGD", "Momentum", "Adam", "AdamW"]
 
@@ -176,3 +176,6 @@ class AdamW(Adam):
             params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
             foreach=foreach,
         )  # fmt: skip
+
+
+register_kind("optimizer", stage=70, default=SGD)

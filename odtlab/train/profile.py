@@ -1,4 +1,9 @@
-"""The memory a recipe needs, measured: :func:`recipe_memory_report`.
+"""The memory a recipe needs on a device, measured: :func:`profile`.
+
+``profile(model, batch, recipe, device, accounting=...)`` asks the same
+question as :class:`~odtlab.train.Trainer` and :func:`~odtlab.train.compare`,
+with the same arguments and defaults, but runs no training: one step is
+measured and, with a device, checked against its memory.
 
 Method. A deep copy of the model is prepared with the recipe (``model``
 itself is never changed) and measured by
@@ -22,7 +27,7 @@ lives from its backward step to its update right after it, and
 
 **Checkpointing.** Non-reentrant checkpointing hides what it recomputes
 from the saved-tensor hooks the memory measurement uses; the report is
-assembled from two honest measurements, see :mod:`odtlab.recipes.recompute`.
+assembled from two honest measurements, see :mod:`odtlab.train.recompute`.
 
 **Precision.** The step is measured under the precision part's
 ``autocast`` (:class:`~odtlab.recipes.MixedPrecision`: autograd then saves
@@ -34,7 +39,7 @@ PyTorch's CPU autocast policy (:mod:`odtlab.memory.autocast`), so a
 mixed-precision recipe can be sized for a 224x224 MobileNetV2 without
 allocating it, to the byte of the CPU measurement.
 :class:`~odtlab.recipes.Int8` layers are registered with the memory model
-(:mod:`odtlab.recipes.quant_layers`), so both paths know them.
+(:mod:`odtlab.recipes.layers.quant`), so both paths know them.
 """
 
 from __future__ import annotations
@@ -43,11 +48,12 @@ import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
+from odtlab.devices import DeviceProfile, FitVerdict, verdict
 from odtlab.errors import InvalidRecipe, OdtlabError
 from odtlab.memory import (
     LayerMemory,
@@ -59,14 +65,29 @@ from odtlab.memory import (
     training_flops,
 )
 from odtlab.memory.autocast import EmulatedAutocast
-from odtlab.recipes.checkpointing import checkpointed_trunk, checkpointing_disabled
-from odtlab.recipes.microbatch import LossFn, default_loss, explain_tiny_batch, split_batch
-from odtlab.recipes.recompute import SegmentMemory, probe_segments, with_recompute
+from odtlab.recipes import Recipe
+from odtlab.recipes.activations.checkpointing import checkpointed_trunk, checkpointing_disabled
+from odtlab.recipes.activations.microbatch import (
+    LossFn,
+    default_loss,
+    explain_tiny_batch,
+    split_batch,
+)
+from odtlab.train.recompute import SegmentMemory, probe_segments, with_recompute
 
-if TYPE_CHECKING:
-    from odtlab.recipes.recipe import Recipe
+__all__ = ["RecipeMemoryReport", "profile", "profiled_recipe_peak", "default_recipe", "ACCOUNTINGS"]
 
-__all__ = ["RecipeMemoryReport", "recipe_memory_report", "profiled_recipe_peak"]
+#: How memory is counted: what PyTorch keeps, or what a memory-optimised engine keeps.
+ACCOUNTINGS = ("pytorch", "engine")
+
+
+def default_recipe() -> Recipe:
+    """``Recipe()``: full training with the recipes' default optimizer, ``SGD(lr=0.05)``.
+
+    The default of :func:`profile`, :class:`~odtlab.train.Trainer` and
+    :func:`~odtlab.train.compare` alike.
+    """
+    return Recipe()
 
 
 @dataclass
@@ -89,9 +110,17 @@ class RecipeMemoryReport(TrainingMemoryReport):
     micro_batches: int = 1
     micro_batch_size: int = 0
     segments: tuple[SegmentMemory, ...] = ()
+    verdict: FitVerdict | None = None
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether the step fits the device it was profiled for (``None`` without a device)."""
+        return None if self.verdict is None else self.verdict.fits
 
     def __str__(self) -> str:
         lines = [super().__str__(), "", f"recipe {self.recipe}"]
+        if self.verdict is not None:
+            lines.append(str(self.verdict))
         if self.micro_batches > 1:
             lines.append(
                 f"micro-batches: {self.micro_batches} of at most {self.micro_batch_size} "
@@ -143,28 +172,37 @@ def _own(x: Any) -> Any:
     return type(x)(_own(t) for t in x)
 
 
-def recipe_memory_report(
-    recipe: Recipe,
+def profile(
     model: nn.Module,
     example_batch: tuple[Any, torch.Tensor],
-    loss_fn: LossFn | None = None,
+    recipe: Recipe | None = None,
+    device: DeviceProfile | str | None = None,
     *,
     accounting: str = "pytorch",
+    loss_fn: LossFn | None = None,
 ) -> RecipeMemoryReport:
-    """Measure the memory of one training step of ``recipe`` (see the module docstring).
+    """Measure the memory of one training step of ``recipe`` on ``device`` (chapters 1-4).
 
     Parameters
     ----------
-    recipe : Recipe
     model : nn.Module
-        Not changed: a deep copy is prepared and measured.
+        Not changed: a deep copy is prepared and measured. A model on the
+        ``meta`` device is analysed without allocating anything.
     example_batch : (inputs, targets)
         The *whole* batch; the recipe's micro-batches are cut from it.
+    recipe : Recipe or None
+        ``None`` is :func:`~odtlab.train.default_recipe` (full training, SGD),
+        as in :class:`~odtlab.train.Trainer`.
+    device : DeviceProfile, str or None
+        With a device, ``report.verdict`` says whether the step fits its
+        memory and by how much (printed with the report).
+    accounting : {"pytorch", "engine"}
+        ``"pytorch"``: what PyTorch really keeps; ``"engine"``: what a
+        memory-optimised training engine keeps (8-bit activations, frozen
+        weights int8; see :mod:`odtlab.memory.engine`); it cannot be
+        combined with checkpointing.
     loss_fn : callable or None
         Mean loss ``loss_fn(outputs, targets)``; ``None`` is cross-entropy.
-    accounting : {"pytorch", "engine"}
-        As in :func:`odtlab.memory.profile_training`; ``"engine"`` cannot be
-        combined with checkpointing.
 
     Returns
     -------
@@ -178,11 +216,38 @@ def recipe_memory_report(
     >>> from odtlab import models
     >>> from odtlab.recipes import Recipe, LastLayer, Full
     >>> batch = models.example_batch("cnn", 8, resolution=16)
-    >>> full = Recipe(Full()).memory_report(models.build("cnn"), batch)
-    >>> head = Recipe(LastLayer()).memory_report(models.build("cnn"), batch)
+    >>> full = profile(models.build("cnn"), batch, Recipe(Full()))
+    >>> head = profile(models.build("cnn"), batch, Recipe(LastLayer()), "stm32f746")
     >>> head.totals["activations"] < full.totals["activations"] / 10
     True
+    >>> head.verdict.device_name
+    'stm32f746'
     """
+    recipe = default_recipe() if recipe is None else recipe
+    if not isinstance(recipe, Recipe):
+        raise InvalidRecipe(
+            f"profile(recipe={recipe!r}): give a Recipe, e.g. Recipe(BiasOnly()) or "
+            "odtlab.recipes.named('bias-only')"
+        )
+    if accounting not in ACCOUNTINGS:
+        raise InvalidRecipe(
+            f"profile(accounting={accounting!r}): accounting must be one of "
+            f"{', '.join(map(repr, ACCOUNTINGS))}"
+        )
+    report = _recipe_memory_report(recipe, model, example_batch, loss_fn, accounting=accounting)
+    if device is not None:
+        report.verdict = verdict(report, device)
+    return report
+
+
+def _recipe_memory_report(
+    recipe: Recipe,
+    model: nn.Module,
+    example_batch: tuple[Any, torch.Tensor],
+    loss_fn: LossFn | None,
+    *,
+    accounting: str,
+) -> RecipeMemoryReport:
     if not isinstance(example_batch, (tuple, list)) or len(example_batch) != 2:
         raise InvalidRecipe(
             "example_batch must be a pair (inputs, targets), e.g. "
@@ -287,7 +352,7 @@ def _measure(
 def profiled_recipe_peak(recipe: Recipe, model: nn.Module, batch: tuple[Any, Any]) -> int:
     """Real peak bytes of a recipe's steady-state ``train_step``, from ``torch.profiler`` (CPU).
 
-    The check that :meth:`Recipe.memory_report` is held against: on a deep
+    The check that :func:`profile` is held against: on a deep
     copy of ``model``, one unprofiled ``train_step`` creates the optimizer
     state, the gradients are set to ``None``, and the second step runs under
     ``torch.profiler`` with ``profile_memory=True``. The result is what was
@@ -296,7 +361,7 @@ def profiled_recipe_peak(recipe: Recipe, model: nn.Module, batch: tuple[Any, Any
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from odtlab.memory.profiler import _quiet_stderr, allocation_deltas
+    from odtlab.memory.torch_profiler import _quiet_stderr, allocation_deltas
 
     net = recipe.prepare(copy.deepcopy(model)).train()
     opt = recipe.make_optimizer(net.parameters())
