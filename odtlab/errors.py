@@ -15,6 +15,7 @@ __all__ = [
     "InvalidRecipe",
     "CorruptCheckpoint",
     "GradingError",
+    "check_choice",
 ]
 
 
@@ -57,3 +58,18 @@ class CorruptCheckpoint(OdtlabError):
 
 class GradingError(OdtlabError):
     """A lab or submission that the grading tools cannot process."""
+
+
+def check_choice(
+    what: str, value: object, allowed: tuple[str, ...] | list[str], error: type[Exception]
+) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise ``error`` listing the allowed values.
+
+    The one copy of this check; each package passes its own error class.
+
+    >>> check_choice("mode", "keep", ("keep", "frozen"), ValueError)
+    'keep'
+    """
+    if not isinstance(value, str) or value not in allowed:
+        raise error(f"{what} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+    return value

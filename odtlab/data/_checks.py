@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Sequence
 
+from odtlab import errors
 from odtlab.data.errors import InvalidDataArgument, UnknownDomain
 
 _MASK64 = (1 << 64) - 1
@@ -54,11 +55,7 @@ def check_float(
 
 def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     """Return ``value`` when it is one of ``allowed``; otherwise raise listing them."""
-    if value not in allowed:
-        raise InvalidDataArgument(
-            f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}."
-        )
-    return str(value)
+    return errors.check_choice(name, value, tuple(allowed), InvalidDataArgument)
 
 
 def check_names(

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from odtlab import errors
 from odtlab.memory.errors import MemoryArgumentError
 
 __all__ = [
@@ -63,12 +64,7 @@ def storage_key(t: torch.Tensor) -> int:
 
 def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise a message listing them."""
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value not in allowed:
-        raise MemoryArgumentError(
-            f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}"
-        )
-    return value
+    return errors.check_choice(name, value, tuple(allowed), MemoryArgumentError)
 
 
 def check_batch(example_batch: object) -> tuple[Any, torch.Tensor]:

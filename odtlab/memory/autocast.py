@@ -61,6 +61,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from odtlab.memory.errors import AnalyticUnsupported, MemoryArgumentError
+from odtlab.memory.records import function_kind
 
 __all__ = [
     "LOWER_PRECISION",
@@ -73,7 +74,7 @@ __all__ = [
     "resolve_autocast",
 ]
 
-# The names are those of torch functions (:func:`odtlab.memory.trace.function_kind`: what
+# The names are those of torch functions (:func:`odtlab.memory.records.function_kind`: what
 # the tracer sees) and of the aten operations PyTorch registers an AutocastCPU kernel for
 # (a test checks that every one of those is classified here).
 
@@ -263,7 +264,6 @@ class EmulatedAutocast(TorchFunctionMode):
 
     def __init__(self, dtype: torch.dtype) -> None:
         super().__init__()
-        from odtlab.memory.trace import function_kind  # trace imports this module
 
         self.emulator = AutocastEmulator(dtype)
         self.kind = function_kind

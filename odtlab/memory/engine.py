@@ -56,6 +56,7 @@ from torch import nn
 
 from odtlab.memory._setup import storage_key
 from odtlab.memory.errors import AnalyticUnsupported
+from odtlab.memory.formulas import needs_grad
 from odtlab.memory.records import SavedTensor, Step, Trace
 from odtlab.memory.registry import NO_SAVE_FUNCTIONS
 from odtlab.memory.saved import SavedActivations
@@ -74,9 +75,6 @@ def index_bytes(count: int) -> int:
     """Bytes of the smallest unsigned integer that holds ``0 .. count - 1`` (1, 2 or 4)."""
     return 1 if count <= 2**8 else 2 if count <= 2**16 else 4
 
-
-def _rg(t: Any) -> bool:
-    return isinstance(t, torch.Tensor) and t.requires_grad
 
 
 def _first(call: Any) -> torch.Tensor:
@@ -121,26 +119,26 @@ def _module_items(call: Any) -> list[Item]:
         if cls in ENGINE_RULES:
             return ENGINE_RULES[cls](call)
     if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
-        return [_int8("input (8-bit)", x)] if _rg(weight) else []
+        return [_int8("input (8-bit)", x)] if needs_grad(weight) else []
     if isinstance(m, _RELU_TYPES):
-        return [_mask(x)] if _rg(x) else []
+        return [_mask(x)] if needs_grad(x) else []
     if isinstance(m, nn.Dropout):
-        return [_mask(x)] if (_rg(x) and call.training and m.p > 0) else []
+        return [_mask(x)] if (needs_grad(x) and call.training and m.p > 0) else []
     if isinstance(m, _INPUT_ACTS):
-        return [_int8("input (8-bit)", x)] if _rg(x) else []
+        return [_int8("input (8-bit)", x)] if needs_grad(x) else []
     if isinstance(m, _OUTPUT_ACTS):
-        return [_int8("output (8-bit)", out)] if _rg(x) else []
+        return [_int8("output (8-bit)", out)] if needs_grad(x) else []
     if isinstance(m, _NORM_TYPES):
-        if not (_rg(weight) or _rg(bias)):
+        if not (needs_grad(weight) or needs_grad(bias)):
             return []  # folded into the previous convolution
         return [_int8("input (8-bit)", x), _fresh("mean, invstd (fp32)", 2 * x.shape[1] * 4)]
     if isinstance(m, nn.LayerNorm):
         rows = x.numel() // max(1, math.prod(m.normalized_shape))
         return [_int8("input (8-bit)", x), _fresh("mean, rstd (fp32)", 2 * rows * 4)]
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-        return [_fresh("argmax in window", out.numel(), tuple(out.shape))] if _rg(x) else []
+        return [_fresh("argmax in window", out.numel(), tuple(out.shape))] if needs_grad(x) else []
     if isinstance(m, nn.Embedding):
-        if not _rg(weight):
+        if not needs_grad(weight):
             return []
         nbytes = x.numel() * index_bytes(m.num_embeddings)
         return [Item("indices", x, "index", nbytes, tuple(x.shape))]
@@ -156,16 +154,16 @@ def _module_items(call: Any) -> list[Item]:
 
 def _product_items(a: Any, b: Any) -> list[Item]:
     items = []
-    if _rg(a) and isinstance(b, torch.Tensor):
+    if needs_grad(a) and isinstance(b, torch.Tensor):
         items.append(_int8("operand (8-bit)", b))
-    if _rg(b) and isinstance(a, torch.Tensor):
+    if needs_grad(b) and isinstance(a, torch.Tensor):
         items.append(_int8("operand (8-bit)", a))
     return items
 
 
 def _loss_items(call: Any) -> list[Item]:
     logits, target = call.args[0], call.args[1] if len(call.args) > 1 else call.kwargs["target"]
-    if not _rg(logits):
+    if not needs_grad(logits):
         return []
     classes = logits.shape[1] if logits.dim() > 1 else logits.shape[0]
     return [
@@ -182,21 +180,21 @@ _FUNCTION_RULES: dict[str, Callable[[Any], list[Item]]] = {
     "mm": lambda c: _product_items(c.args[0], c.args[1]),
     "mul": lambda c: _product_items(c.args[0], c.args[1]),
     "div": lambda c: _product_items(c.args[0], c.args[1]),
-    "relu": lambda c: [_mask(_first(c))] if _rg(_first(c)) else [],
-    "relu_": lambda c: [_mask(_first(c))] if _rg(_first(c)) else [],
-    "relu6": lambda c: [_mask(_first(c))] if _rg(_first(c)) else [],
-    "hardtanh": lambda c: [_mask(_first(c))] if _rg(_first(c)) else [],
-    "gelu": lambda c: [_int8("input (8-bit)", _first(c))] if _rg(_first(c)) else [],
-    "silu": lambda c: [_int8("input (8-bit)", _first(c))] if _rg(_first(c)) else [],
-    "softmax": lambda c: [_int8("output (8-bit)", c.output)] if _rg(_first(c)) else [],
-    "log_softmax": lambda c: [_int8("output (8-bit)", c.output)] if _rg(_first(c)) else [],
-    "sigmoid": lambda c: [_int8("output (8-bit)", c.output)] if _rg(_first(c)) else [],
-    "tanh": lambda c: [_int8("output (8-bit)", c.output)] if _rg(_first(c)) else [],
+    "relu": lambda c: [_mask(_first(c))] if needs_grad(_first(c)) else [],
+    "relu_": lambda c: [_mask(_first(c))] if needs_grad(_first(c)) else [],
+    "relu6": lambda c: [_mask(_first(c))] if needs_grad(_first(c)) else [],
+    "hardtanh": lambda c: [_mask(_first(c))] if needs_grad(_first(c)) else [],
+    "gelu": lambda c: [_int8("input (8-bit)", _first(c))] if needs_grad(_first(c)) else [],
+    "silu": lambda c: [_int8("input (8-bit)", _first(c))] if needs_grad(_first(c)) else [],
+    "softmax": lambda c: [_int8("output (8-bit)", c.output)] if needs_grad(_first(c)) else [],
+    "log_softmax": lambda c: [_int8("output (8-bit)", c.output)] if needs_grad(_first(c)) else [],
+    "sigmoid": lambda c: [_int8("output (8-bit)", c.output)] if needs_grad(_first(c)) else [],
+    "tanh": lambda c: [_int8("output (8-bit)", c.output)] if needs_grad(_first(c)) else [],
     "cross_entropy": _loss_items,
     "nll_loss": _loss_items,
     "mse_loss": lambda c: [_int8("input (8-bit)", c.args[0]), _int8("target (8-bit)", c.args[1])],
     "max_pool2d": lambda c: (
-        [_fresh("argmax in window", c.output.numel())] if _rg(_first(c)) else []
+        [_fresh("argmax in window", c.output.numel())] if needs_grad(_first(c)) else []
     ),
     "avg_pool2d": lambda c: [],
     "adaptive_avg_pool2d": lambda c: [],
@@ -209,7 +207,7 @@ def engine_items(step: Step) -> list[Item]:
     if call is None:
         raise ValueError("the trace was released; analyse it before calling release()")
     tensors = [*call.args, *call.kwargs.values(), *call.params.values()]
-    if not any(_rg(t) for t in tensors):
+    if not any(needs_grad(t) for t in tensors):
         return []  # rule 1
     if isinstance(call.target, nn.Module):
         return _module_items(call)

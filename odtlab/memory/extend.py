@@ -46,10 +46,10 @@ from torch import nn
 
 from odtlab.memory.engine import ENGINE_RULES, Item, mask_bytes
 from odtlab.memory.errors import MemoryArgumentError
-from odtlab.memory.formulas import Kept
+from odtlab.memory.formulas import Kept, needs_grad
 from odtlab.memory.registry import LAYER_FORMULAS
 
-__all__ = ["register_layer", "engine_int8", "engine_mask", "engine_fresh", "Item"]
+__all__ = ["register_layer", "engine_int8", "engine_mask", "engine_fresh", "Item", "needs_grad"]
 
 
 def engine_int8(label: str, t: torch.Tensor) -> Item:

@@ -48,8 +48,7 @@ __all__ = [
     "Kept", "keep", "fresh", "mm_kept", "matmul_kept", "linear_kept", "conv_kept",
     "batch_norm_kept", "layer_norm_kept", "output_kept", "input_kept", "hardtanh_kept",
     "max_pool_kept", "adaptive_avg_pool_kept", "dropout_kept", "embedding_kept", "mul_kept",
-    "div_kept", "cross_entropy_kept", "nll_loss_kept", "mse_kept",
-]  # fmt: skip
+    "div_kept", "cross_entropy_kept", "nll_loss_kept", "mse_kept", "needs_grad"]  # fmt: skip
 
 
 @dataclass
@@ -67,7 +66,8 @@ class Kept:
     dtype: torch.dtype | None = None
 
 
-def _rg(t: Any) -> bool:
+def needs_grad(t: Any) -> bool:
+    """Whether ``t`` is a tensor that autograd tracks (``requires_grad``); the question every rule asks."""
     return isinstance(t, torch.Tensor) and t.requires_grad
 
 
@@ -150,28 +150,28 @@ def matmul_kept(a: torch.Tensor, b: torch.Tensor, a_rg: bool, b_rg: bool) -> lis
 
 def linear_kept(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> list[Kept]:
     """``nn.Linear``: keeps its input (as a 2-D view) iff the weight is trainable."""
-    if not (_rg(x) or _rg(weight) or _rg(bias)):
+    if not (needs_grad(x) or needs_grad(weight) or needs_grad(bias)):
         return []
     with torch.no_grad():
         wt = weight.t()
         if bias is not None and (x.dim() == 2 or (x.dim() == 3 and x.is_contiguous())):
             x2 = x if x.dim() == 2 else x.view(-1, x.shape[-1])
-            kept = mm_kept(x2, wt, _rg(x), _rg(weight))
+            kept = mm_kept(x2, wt, needs_grad(x), needs_grad(weight))
         else:
-            kept = matmul_kept(x, wt, _rg(x), _rg(weight))
+            kept = matmul_kept(x, wt, needs_grad(x), needs_grad(weight))
     return [keep("input" if k.label == "left operand" else "weight", k.tensor) for k in kept]
 
 
 def conv_kept(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> list[Kept]:
     """``nn.Conv1d/2d/3d`` (any groups): input and weight, as soon as anything needs grad."""
-    if not (_rg(x) or _rg(weight) or _rg(bias)):
+    if not (needs_grad(x) or needs_grad(weight) or needs_grad(bias)):
         return []
     return [keep("input", x), keep("weight", weight)]
 
 
 def batch_norm_kept(x: torch.Tensor, weight: Any, bias: Any, training: bool) -> list[Kept]:
     """``nn.BatchNorm``: input, plus per-channel mean and inverse std (train mode)."""
-    if not (_rg(x) or _rg(weight) or _rg(bias)):
+    if not (needs_grad(x) or needs_grad(weight) or needs_grad(bias)):
         return []
     channels = x.shape[1] if training else 0  # CPU keeps empty statistics in eval mode
     acc = _acc(x.dtype)
@@ -182,7 +182,7 @@ def layer_norm_kept(
     x: torch.Tensor, normalized: tuple[int, ...], weight: Any, bias: Any
 ) -> list[Kept]:
     """``nn.LayerNorm``: input, plus one mean and one rstd per normalised row."""
-    if not (_rg(x) or _rg(weight) or _rg(bias)):
+    if not (needs_grad(x) or needs_grad(weight) or needs_grad(bias)):
         return []
     rows = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
     acc = _acc(x.dtype)
@@ -193,19 +193,19 @@ def output_kept(label: str) -> Callable[[torch.Tensor, torch.Tensor], list[Kept]
     """Ops whose backward needs only their output (ReLU, sigmoid, tanh, softmax)."""
 
     def formula(x: torch.Tensor, out: torch.Tensor) -> list[Kept]:
-        return [keep(label, out)] if _rg(x) else []
+        return [keep(label, out)] if needs_grad(x) else []
 
     return formula
 
 
 def input_kept(x: torch.Tensor, out: torch.Tensor) -> list[Kept]:
     """Ops whose backward needs their input (GELU, SiLU, Hardswish, LeakyReLU, AvgPool)."""
-    return [keep("input", x)] if _rg(x) else []
+    return [keep("input", x)] if needs_grad(x) else []
 
 
 def hardtanh_kept(x: torch.Tensor, out: torch.Tensor, inplace: bool) -> list[Kept]:
     """``ReLU6``/``Hardtanh``: the input; in place, a clone of the input made before overwriting."""
-    if not _rg(x):
+    if not needs_grad(x):
         return []
     if inplace:
         return [fresh("input clone", tuple(x.shape), x.dtype)]
@@ -214,14 +214,14 @@ def hardtanh_kept(x: torch.Tensor, out: torch.Tensor, inplace: bool) -> list[Kep
 
 def max_pool_kept(x: torch.Tensor, out: torch.Tensor) -> list[Kept]:
     """``MaxPool2d``: the input and the int64 index of every output element's maximum."""
-    if not _rg(x):
+    if not needs_grad(x):
         return []
     return [keep("input", x), fresh("indices", tuple(out.shape), torch.int64)]
 
 
 def adaptive_avg_pool_kept(x: torch.Tensor, out: torch.Tensor) -> list[Kept]:
     """``AdaptiveAvgPool2d``: to 1x1 it is a mean (keeps nothing), else it keeps the input."""
-    if not _rg(x) or all(s == 1 for s in out.shape[2:]):
+    if not needs_grad(x) or all(s == 1 for s in out.shape[2:]):
         return []
     return [keep("input", x)]
 
@@ -232,7 +232,7 @@ def dropout_kept(x: torch.Tensor, p: float, training: bool, device_type: str = "
     On the CPU the mask has the input's dtype (4 bytes per element in fp32);
     CUDA's fused kernel keeps a ``bool`` mask (1 byte per element).
     """
-    if not _rg(x) or not training or p == 0:
+    if not needs_grad(x) or not training or p == 0:
         return []
     fused = device_type == "cuda" and 0 < p < 1
     return [fresh("mask", tuple(x.shape), torch.bool if fused else x.dtype)]
@@ -240,15 +240,15 @@ def dropout_kept(x: torch.Tensor, p: float, training: bool, device_type: str = "
 
 def embedding_kept(indices: torch.Tensor, weight: torch.Tensor) -> list[Kept]:
     """``nn.Embedding``: the indices, iff the table is trainable."""
-    return [keep("indices", indices)] if _rg(weight) else []
+    return [keep("indices", indices)] if needs_grad(weight) else []
 
 
 def mul_kept(a: Any, b: Any) -> list[Kept]:
     """``a * b``: each tensor operand is kept for the other's gradient (nothing for scalars)."""
     out = []
-    if _rg(a) and isinstance(b, torch.Tensor):
+    if needs_grad(a) and isinstance(b, torch.Tensor):
         out.append(keep("other operand", b))
-    if _rg(b) and isinstance(a, torch.Tensor):
+    if needs_grad(b) and isinstance(a, torch.Tensor):
         out.append(keep("other operand", a))
     return out
 
@@ -257,8 +257,8 @@ def div_kept(a: Any, b: Any) -> list[Kept]:
     """``a / b``: the divisor for ``grad a``; both operands for ``grad b``."""
     if not isinstance(b, torch.Tensor):
         return []
-    out = [keep("divisor", b)] if (_rg(a) or _rg(b)) else []
-    if _rg(b) and isinstance(a, torch.Tensor):
+    out = [keep("divisor", b)] if (needs_grad(a) or needs_grad(b)) else []
+    if needs_grad(b) and isinstance(a, torch.Tensor):
         out.append(keep("dividend", a))
     return out
 
@@ -272,7 +272,7 @@ def cross_entropy_kept(
             "cross_entropy with class weights or label smoothing has no analytic formula yet; "
             "the measured path (method='measured') still works"
         )
-    if not _rg(logits):
+    if not needs_grad(logits):
         return []
     return [
         fresh("log-softmax", tuple(logits.shape), logits.dtype),
@@ -283,11 +283,11 @@ def cross_entropy_kept(
 
 def nll_loss_kept(logp: torch.Tensor, target: torch.Tensor) -> list[Kept]:
     """``nll_loss``: its input, the targets and a scalar total weight."""
-    if not _rg(logp):
+    if not needs_grad(logp):
         return []
     return [keep("input", logp), keep("targets", target), fresh("total weight", (), logp.dtype)]
 
 
 def mse_kept(a: torch.Tensor, b: torch.Tensor) -> list[Kept]:
     """``mse_loss``: both its input and its target."""
-    return [keep("input", a), keep("target", b)] if (_rg(a) or _rg(b)) else []
+    return [keep("input", a), keep("target", b)] if (needs_grad(a) or needs_grad(b)) else []

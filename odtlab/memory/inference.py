@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from odtlab.memory.records import Step, TensorRef, Trace
-from odtlab.memory.timeline import Timeline, _deaths, _Memory, _versions
+from odtlab.memory.timeline import LiveMemory, Timeline, death_steps, tensor_versions
 
 __all__ = ["simulate_inference"]
 
@@ -37,16 +37,16 @@ def simulate_inference(
     )  # fmt: skip
     batch = {r.key: tensor_bytes(r) for s in forward for r in s.inputs if r.role == "batch"}
     timeline = Timeline()
-    mem = _Memory(timeline, {"weights": weights, "batch": sum(batch.values())})
+    mem = LiveMemory(timeline, {"weights": weights, "batch": sum(batch.values())})
     mem.record("start", "weights and batch")
-    _, last_read = _versions(sub)
+    _, last_read = tensor_versions(sub)
     aliases = set()
     for step in reversed(forward):  # eval-mode dropout passes its input through
         if step.kind in ("Dropout", "dropout") and step.inputs and step.outputs:
             source, out = step.inputs[0].key, step.outputs[0].key
             aliases.add(out)
             last_read[source] = max(last_read.get(source, -1), last_read.get(out, -1))
-    dies_after = _deaths(last_read, trace.output_keys)
+    dies_after = death_steps(last_read, trace.output_keys)
     for step in forward:
         for ref in step.outputs:
             if ref.role == "activation" and ref.key not in aliases:

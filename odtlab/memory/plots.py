@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from odtlab.memory.timeline import CATEGORIES
-from odtlab.memory.units import MIB, format_bytes
+from odtlab.memory.units import BREAKDOWN_KEYS, MIB, format_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from odtlab.memory.report import TrainingMemoryReport
@@ -40,7 +40,6 @@ def plot_breakdown(
     of the categories (short-lived tensors) or fall below it (activations
     are freed while gradients appear).
     """
-    from odtlab.memory.report import BREAKDOWN_KEYS
 
     ax = _axes(ax)
     names = list(labels) if labels is not None else [

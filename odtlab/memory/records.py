@@ -6,12 +6,13 @@ model, the engine accounting, the timeline and the report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-__all__ = ["TensorRef", "SavedTensor", "Step", "Trace", "ROOT", "LOSS"]
+__all__ = ["TensorRef", "SavedTensor", "Step", "Trace", "ROOT", "LOSS", "function_kind"]
 
 ROOT = "(model)"
 LOSS = "loss"
@@ -164,3 +165,18 @@ class Trace:
         self.keepalive.clear()
         for step in self.steps:
             step.call = None
+
+
+_METHOD_ALIASES = {
+    "__add__": "add", "__radd__": "add", "__iadd__": "add_", "__sub__": "sub",
+    "__rsub__": "sub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_",
+    "__truediv__": "div", "__rtruediv__": "div", "__matmul__": "matmul",
+    "__rmatmul__": "matmul", "__neg__": "neg", "__getitem__": "getitem", "__pow__": "pow",
+    "__itruediv__": "div_", "__isub__": "sub_",
+}  # fmt: skip
+
+
+def function_kind(func: Callable[..., Any]) -> str:
+    """A readable operation name for a torch function: ``Tensor.__matmul__`` -> ``"matmul"``."""
+    name = getattr(func, "__name__", type(func).__name__)
+    return _METHOD_ALIASES.get(name, name)

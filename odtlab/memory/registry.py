@@ -22,7 +22,6 @@ from torch import nn
 from odtlab.memory.errors import AnalyticUnsupported
 from odtlab.memory.formulas import (
     Kept,
-    _rg,
     adaptive_avg_pool_kept,
     batch_norm_kept,
     conv_kept,
@@ -39,6 +38,7 @@ from odtlab.memory.formulas import (
     mm_kept,
     mse_kept,
     mul_kept,
+    needs_grad,
     nll_loss_kept,
     output_kept,
 )
@@ -109,7 +109,7 @@ LAYER_FORMULAS: dict[type, Callable[[Any], list[Kept]]] = {
     nn.Identity: lambda c: [],
 }
 
-#: Torch functions (by :func:`odtlab.memory.trace.function_kind` name) that keep nothing.
+#: Torch functions (by :func:`odtlab.memory.records.function_kind` name) that keep nothing.
 NO_SAVE_FUNCTIONS = frozenset(
     "add add_ sub sub_ neg view reshape flatten unflatten transpose permute contiguous mean sum "
     "cat stack getitem unsqueeze squeeze expand expand_as clone split chunk unbind narrow "
@@ -123,9 +123,9 @@ def _inplace_relu(c: Any) -> list[Kept]:
 
 #: Formulas of torch functions called directly in a ``forward`` or a loss.
 FUNCTION_FORMULAS: dict[str, Callable[[Any], list[Kept]]] = {
-    "matmul": lambda c: matmul_kept(c.args[0], c.args[1], _rg(c.args[0]), _rg(c.args[1])),
-    "bmm": lambda c: mm_kept(c.args[0], c.args[1], _rg(c.args[0]), _rg(c.args[1])),
-    "mm": lambda c: mm_kept(c.args[0], c.args[1], _rg(c.args[0]), _rg(c.args[1])),
+    "matmul": lambda c: matmul_kept(c.args[0], c.args[1], needs_grad(c.args[0]), needs_grad(c.args[1])),
+    "bmm": lambda c: mm_kept(c.args[0], c.args[1], needs_grad(c.args[0]), needs_grad(c.args[1])),
+    "mm": lambda c: mm_kept(c.args[0], c.args[1], needs_grad(c.args[0]), needs_grad(c.args[1])),
     "mul": lambda c: mul_kept(c.args[0], c.args[1]),
     "mul_": lambda c: mul_kept(c.args[0], c.args[1]),
     "div": lambda c: div_kept(c.args[0], c.args[1]),
@@ -210,8 +210,8 @@ def kept_for_call(call: Any, kind: str, module_name: str) -> list[Kept]:
     """
     call = with_casts(call)
     tensors = [t for t in (*call.args, *call.kwargs.values(), *call.params.values())]
-    if not any(_rg(t) for t in tensors) and not any(
-        _rg(x) for a in call.args if isinstance(a, (list, tuple)) for x in a
+    if not any(needs_grad(t) for t in tensors) and not any(
+        needs_grad(x) for a in call.args if isinstance(a, (list, tuple)) for x in a
     ):
         return []
     if isinstance(call.target, nn.Module):

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from odtlab.memory.plots import plot_breakdown, plot_timeline
 from odtlab.memory.saved import SavedActivations
 from odtlab.memory.timeline import Timeline
-from odtlab.memory.units import format_bytes
+from odtlab.memory.units import BREAKDOWN_KEYS, format_bytes
 
 __all__ = ["LayerMemory", "TrainingMemoryReport", "TOTAL_KEYS", "BREAKDOWN_KEYS"]
 
 #: The keys of :attr:`TrainingMemoryReport.totals`.
 TOTAL_KEYS = ("weights", "gradients", "optimizer", "activations", "peak")
 #: The categories that add up in a breakdown plot.
-BREAKDOWN_KEYS = ("weights", "gradients", "optimizer", "activations")
 
 
 @dataclass(frozen=True)
@@ -204,12 +204,8 @@ class TrainingMemoryReport:
         ``compare`` adds more reports as bars beside this one (e.g. the
         engine accounting, or another recipe). Returns the matplotlib axes.
         """
-        from odtlab.memory.plots import plot_breakdown
-
         return plot_breakdown([self, *compare], ax=ax, labels=labels)
 
     def plot_timeline(self, ax: Any = None) -> Any:
         """Stacked area of live bytes by category over the training step, peak marked."""
-        from odtlab.memory.plots import plot_timeline
-
         return plot_timeline(self, ax=ax)

@@ -134,7 +134,7 @@ class Timeline:
         ]
 
 
-class _Memory:
+class LiveMemory:
     """Live allocations, each with a size and a category; gradients are refcounted."""
 
     def __init__(self, timeline: Timeline, constant: Mapping[str, int]) -> None:
@@ -166,7 +166,7 @@ def _is_view(step: Step) -> bool:
     )
 
 
-def _versions(trace: Trace) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
+def tensor_versions(trace: Trace) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
     """For each (step, input position) the step that produced that tensor (-1: none), and last reads."""
     producer: dict[int, int] = {}
     version: dict[tuple[int, int], int] = {}
@@ -183,7 +183,7 @@ def _versions(trace: Trace) -> tuple[dict[tuple[int, int], int], dict[int, int]]
     return version, last_read
 
 
-def _deaths(last_read: Mapping[int, int], keep: set[int]) -> dict[int, list[int]]:
+def death_steps(last_read: Mapping[int, int], keep: set[int]) -> dict[int, list[int]]:
     """``{step index: storages that nobody needs after that step}`` (``keep`` never dies)."""
     out: dict[int, list[int]] = {}
     for key, index in last_read.items():
@@ -267,10 +267,10 @@ def simulate_training_step(
     resident = {"weights": weights, "batch": batch_bytes}
     if steady_state:
         resident["optimizer"] = optimizer_state
-    mem = _Memory(timeline, resident)
+    mem = LiveMemory(timeline, resident)
     mem.record("start", "weights, batch" + (" and optimizer state" if steady_state else ""))
-    version, last_read = _versions(trace)
-    dies_after = _deaths(last_read, trace.output_keys - {trace.loss_key})
+    version, last_read = tensor_versions(trace)
+    dies_after = death_steps(last_read, trace.output_keys - {trace.loss_key})
     fresh = itertools.count()
 
     # ---- forward: outputs are born, saved storages stay, the rest dies after its last reader

@@ -77,7 +77,7 @@ def _peak_of(prof: profile) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (the profiler's C++ start/stop lines) while inside."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -144,7 +144,7 @@ def profiled_training_peak(
             opt.zero_grad(set_to_none=True)
         state = [t for s in opt.state.values() for t in s.values() if torch.is_tensor(t)]
         start = _resident([*net.parameters(), *net.buffers(), inputs, targets, *state])
-        with _quiet_stderr(), profile(
+        with quiet_stderr(), profile(
             activities=[ProfilerActivity.CPU], profile_memory=True
         ) as prof:
             loss(net(inputs), targets).backward()
@@ -159,7 +159,7 @@ def profiled_inference_peak(model: nn.Module, inputs: Any) -> int:
     """
     net = _cpu_copy(model).eval()
     start = _resident([*net.parameters(), *net.buffers(), inputs])
-    with _quiet_stderr(), torch.no_grad(), profile(
+    with quiet_stderr(), torch.no_grad(), profile(
         activities=[ProfilerActivity.CPU], profile_memory=True
     ) as prof:
         net(inputs)

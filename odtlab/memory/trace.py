@@ -46,9 +46,9 @@ from torch.utils._pytree import tree_flatten
 
 from odtlab.memory._setup import storage_key
 from odtlab.memory.autocast import AutocastEmulator
-from odtlab.memory.records import LOSS, ROOT, SavedTensor, Step, TensorRef, Trace
+from odtlab.memory.records import LOSS, ROOT, SavedTensor, Step, TensorRef, Trace, function_kind
 
-__all__ = ["trace_training_forward", "function_kind"]
+__all__ = ["trace_training_forward"]
 
 
 @dataclass
@@ -100,21 +100,6 @@ class _Call:
 def _tensors(obj: Any) -> list[torch.Tensor]:
     leaves, _ = tree_flatten(obj)
     return [x for x in leaves if isinstance(x, torch.Tensor)]
-
-
-_METHOD_ALIASES = {
-    "__add__": "add", "__radd__": "add", "__iadd__": "add_", "__sub__": "sub",
-    "__rsub__": "sub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_",
-    "__truediv__": "div", "__rtruediv__": "div", "__matmul__": "matmul",
-    "__rmatmul__": "matmul", "__neg__": "neg", "__getitem__": "getitem", "__pow__": "pow",
-    "__itruediv__": "div_", "__isub__": "sub_",
-}  # fmt: skip
-
-
-def function_kind(func: Callable[..., Any]) -> str:
-    """A readable operation name for a torch function: ``Tensor.__matmul__`` -> ``"matmul"``."""
-    name = getattr(func, "__name__", type(func).__name__)
-    return _METHOD_ALIASES.get(name, name)
 
 
 class _Tracer(TorchFunctionMode):

@@ -13,7 +13,7 @@ import torch
 
 from odtlab.devices.units import format_bytes  # one formatter for the whole library
 
-__all__ = ["format_bytes", "element_bytes", "bits_to_bytes", "KIB", "MIB", "GIB"]
+__all__ = ["format_bytes", "element_bytes", "bits_to_bytes", "KIB", "MIB", "GIB", "BREAKDOWN_KEYS"]
 
 KIB = 1024
 MIB = 1024**2
@@ -28,3 +28,6 @@ def element_bytes(dtype: torch.dtype) -> int:
 def bits_to_bytes(bits: int) -> int:
     """Bytes needed to store ``bits`` bits, rounded up: ``ceil(bits / 8)``."""
     return math.ceil(bits / 8)
+
+#: The categories a memory breakdown shows, in stacking order.
+BREAKDOWN_KEYS = ("weights", "gradients", "optimizer", "activations")

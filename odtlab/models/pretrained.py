@@ -10,7 +10,7 @@ name                what                                              file
 Each backbone is two package-data files in ``odtlab/models/weights/``: the
 state dict ``NAME.pt`` (float16 to stay small; loaded back as float32) and
 ``NAME.json``: builder arguments, data settings, seed, held-out accuracy,
-torch version and date. :mod:`odtlab.models.pretrain` made them.
+torch version and date. ``scripts/pretrain.py`` made them.
 
 Examples
 --------

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
+from odtlab import errors
 from odtlab.errors import InvalidRecipe
 
 if TYPE_CHECKING:  # for type hints only: the recipe calls the parts, not the other way round
@@ -192,8 +193,4 @@ def check_positive_float(part: str, arg: str, value: object, *, zero: bool = Fal
 
 def check_choice(part: str, arg: str, value: object, allowed: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``allowed``, else list the allowed values."""
-    if not isinstance(value, str) or value not in allowed:
-        raise InvalidRecipe(
-            f"{part}({arg}={value!r}): {arg} must be one of {', '.join(repr(a) for a in allowed)}"
-        )
-    return value
+    return errors.check_choice(f"{part}({arg}={value!r}): {arg}", value, allowed, InvalidRecipe)

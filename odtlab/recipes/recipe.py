@@ -20,6 +20,7 @@ new technique is a new part in a new module.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,6 +32,7 @@ from odtlab.recipes.activations.microbatch import LossFn, accumulate_step
 from odtlab.recipes.base import KINDS, STRUCTURE_DONE, RecipePart, kinds_in_order
 from odtlab.recipes.precision.mixed import PrecisionPart
 from odtlab.recipes.trainable.basic import Rule, TrainablePart
+from odtlab.recipes.trainable.summary import TrainableSummary, summarize
 
 __all__ = ["Recipe"]
 
@@ -307,19 +309,16 @@ class Recipe:
             precision=self.precision_part,
         )  # fmt: skip
 
-    def describe(self, model: nn.Module) -> Any:
+    def describe(self, model: nn.Module) -> TrainableSummary:
         """Trainable parameters per layer, count and bytes (model not changed).
 
-        Returns a :class:`~odtlab.recipes.trainable.summary.TrainableSummary`; print it.
+        Returns a :class:`~odtlab.recipes.TrainableSummary`; print it.
         """
-        import copy
-
-        from odtlab.recipes.trainable.summary import summarize
-
         net = copy.deepcopy(model)
-        self.trainable_part.apply(net)  # count what prepare() would add, on a copy
-        if self.precision_part is not None:
-            self.precision_part.apply(net)
+        for kind in kinds_in_order():  # count what prepare() would add, on a copy
+            part = self._by_kind.get(kind.name)
+            if kind.stage < STRUCTURE_DONE and part is not None:
+                part.apply(net)
         return summarize(self, net)
 
     # ---- printing ------------------------------------------------------------------------------

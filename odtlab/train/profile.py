@@ -65,6 +65,7 @@ from odtlab.memory import (
     training_flops,
 )
 from odtlab.memory.autocast import EmulatedAutocast
+from odtlab.memory.torch_profiler import allocation_deltas, quiet_stderr
 from odtlab.recipes import Recipe
 from odtlab.recipes.activations.checkpointing import checkpointed_trunk, checkpointing_disabled
 from odtlab.recipes.activations.microbatch import (
@@ -361,7 +362,6 @@ def profiled_recipe_peak(recipe: Recipe, model: nn.Module, batch: tuple[Any, Any
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from odtlab.memory.torch_profiler import _quiet_stderr, allocation_deltas
 
     net = recipe.prepare(copy.deepcopy(model)).train()
     opt = recipe.make_optimizer(net.parameters())
@@ -371,7 +371,7 @@ def profiled_recipe_peak(recipe: Recipe, model: nn.Module, batch: tuple[Any, Any
     resident = {}
     for t in (*net.parameters(), *net.buffers(), *batch, *state):
         resident[t.untyped_storage()._cdata] = t.untyped_storage().nbytes()
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         recipe.train_step(net, *batch, None, opt)
     running = peak = 0
     for _, delta in allocation_deltas(prof):

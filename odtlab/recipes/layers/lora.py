@@ -21,7 +21,7 @@ from odtlab.recipes.base import check_positive_float, check_positive_int
 __all__ = ["LoRALinear", "LoRAConv2d"]
 
 
-class _LoRALayer(nn.Module, ABC):
+class LoRALayer(nn.Module, ABC):
     """Shared forward, scaling and merge of :class:`LoRALinear` and :class:`LoRAConv2d`."""
 
     base: nn.Module
@@ -87,7 +87,7 @@ def _empty(cls: type[nn.Module], *args: object, like: torch.Tensor, **kwargs: ob
     return torch.nn.utils.skip_init(cls, *args, device=like.device, dtype=like.dtype, **kwargs)
 
 
-class LoRALinear(_LoRALayer):
+class LoRALinear(LoRALayer):
     """A frozen ``nn.Linear`` plus a trainable rank-``r`` update: ``W x + (alpha/r) B A x``.
 
     Parameters
@@ -143,7 +143,7 @@ class LoRALinear(_LoRALayer):
         return (self.lora_B.weight @ self.lora_A.weight) * self.scaling
 
 
-class LoRAConv2d(_LoRALayer):
+class LoRAConv2d(LoRALayer):
     """A frozen ``nn.Conv2d`` plus a rank-``r`` update: a ``kxk`` conv to ``r`` channels, then ``1x1``.
 
     Parameters
@@ -208,4 +208,4 @@ class LoRAConv2d(_LoRALayer):
 
 
 #: The wrapper class for each layer type LoRA adapts.
-_WRAPPERS: dict[type, type[_LoRALayer]] = {nn.Linear: LoRALinear, nn.Conv2d: LoRAConv2d}
+LORA_WRAPPERS: dict[type, type[LoRALayer]] = {nn.Linear: LoRALinear, nn.Conv2d: LoRAConv2d}

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from odtlab.memory import engine_int8, register_layer
-from odtlab.memory.formulas import Kept, fresh, keep
+from odtlab.memory.formulas import Kept, fresh, keep, needs_grad
 
 __all__ = [
     "QuantMixin",
@@ -263,23 +263,20 @@ class QuantLinear(QuantMixin, nn.Linear):
 # ---- the memory model's rules -------------------------------------------------------------------
 
 
-def _rg(t: Any) -> bool:
-    return isinstance(t, torch.Tensor) and t.requires_grad
-
 
 def quant_kept(call: Any) -> list[Kept]:
     """What autograd keeps for one call of a quantised layer (PyTorch 2.13, CPU)."""
     layer, x = call.target, call.args[0]
     w, b = call.params["weight"], call.params.get("bias")
     kept: list[Kept] = []
-    if layer.activations and _rg(x):
+    if layer.activations and needs_grad(x):
         kept.append(fresh("input clamp mask (bool)", tuple(x.shape), torch.bool))
-    if _rg(w):
+    if needs_grad(w):
         kept.append(fresh("weight clamp mask (bool)", tuple(w.shape), torch.bool))
     if isinstance(layer, nn.Conv2d):
-        need_input = need_weight = _rg(x) or _rg(w) or _rg(b)
+        need_input = need_weight = needs_grad(x) or needs_grad(w) or needs_grad(b)
     else:
-        need_input, need_weight = _rg(w), _rg(x)
+        need_input, need_weight = needs_grad(w), needs_grad(x)
     if need_input:
         kept.append(
             fresh("int8 input (as fp32)", tuple(x.shape), x.dtype)
@@ -293,7 +290,7 @@ def quant_kept(call: Any) -> list[Kept]:
 
 def quant_engine(call: Any) -> list[Any]:
     """The engine keeps the 8-bit input iff the weight is trained, as for any conv."""
-    return [engine_int8("input (8-bit)", call.args[0])] if _rg(call.params["weight"]) else []
+    return [engine_int8("input (8-bit)", call.args[0])] if needs_grad(call.params["weight"]) else []
 
 
 for _cls in (QuantConv2d, QuantLinear):

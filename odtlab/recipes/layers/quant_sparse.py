@@ -30,8 +30,14 @@ import torch
 import torch.nn.functional as F
 
 from odtlab.memory import register_layer
-from odtlab.memory.formulas import Kept, fresh, keep
-from odtlab.recipes.layers.quant import QuantMixin, round_ste, to_integer_units, weight_scales
+from odtlab.memory.formulas import Kept, fresh, keep, needs_grad
+from odtlab.recipes.layers.quant import (
+    QuantConv2d,
+    QuantMixin,
+    round_ste,
+    to_integer_units,
+    weight_scales,
+)
 from odtlab.recipes.layers.sparse_conv import SparseConv2d, SparseConvFunction
 from odtlab.recipes.layers.sparse_conv_rules import sparse_conv_engine
 
@@ -70,8 +76,6 @@ class QuantSparseConv2d(QuantMixin, SparseConv2d):
 
     def to_conv2d(self) -> Any:
         """A :class:`~odtlab.recipes.layers.quant.QuantConv2d` with the same int8 state."""
-        from odtlab.recipes.layers.quant import QuantConv2d
-
         conv = QuantConv2d(
             self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,  # type: ignore[arg-type]
             self.dilation, self.groups, self.bias is not None, device="meta",  # type: ignore[arg-type]
@@ -108,9 +112,6 @@ class QuantSparseConv2d(QuantMixin, SparseConv2d):
         return f"{super().extra_repr()}, {self.quant_extra_repr()}"
 
 
-def _rg(t: Any) -> bool:
-    return isinstance(t, torch.Tensor) and t.requires_grad
-
 
 def quant_sparse_kept(call: Any) -> list[Kept]:
     """What autograd keeps for one call of a :class:`QuantSparseConv2d` (PyTorch 2.13, CPU)."""
@@ -118,11 +119,11 @@ def quant_sparse_kept(call: Any) -> list[Kept]:
     w_train, w_frozen = call.params["weight_train"], call.params["weight_frozen"]
     k, total = int(w_train.shape[1]), int(w_train.shape[1] + w_frozen.shape[1])
     kept: list[Kept] = []
-    if layer.activations and _rg(x):
+    if layer.activations and needs_grad(x):
         kept.append(fresh("input clamp mask (bool)", tuple(x.shape), torch.bool))
-    if _rg(w_train):
+    if needs_grad(w_train):
         kept.append(fresh("weight clamp mask (bool)", tuple(w_train.shape), torch.bool))
-    if _rg(w_train) and k > 0:
+    if needs_grad(w_train) and k > 0:
         if k < total:
             shape = (x.shape[0], k, *x.shape[2:])
             kept.append(fresh(f"int8 input channels 0..{k - 1} (as fp32)", shape, x.dtype))
@@ -130,7 +131,7 @@ def quant_sparse_kept(call: Any) -> list[Kept]:
             kept.append(fresh("int8 input (as fp32)", tuple(x.shape), x.dtype))
         else:
             kept.append(keep("input", x))
-    if _rg(x):
+    if needs_grad(x):
         kept.append(fresh("dequantized weight (trained slice)", tuple(w_train.shape), x.dtype))
         kept.append(fresh("dequantized weight (frozen)", tuple(w_frozen.shape), x.dtype))
     return kept

@@ -17,13 +17,10 @@ import torch
 
 from odtlab.memory import engine_int8
 from odtlab.memory.extend import Item
-from odtlab.memory.formulas import Kept, fresh, keep
+from odtlab.memory.formulas import Kept, fresh, keep, needs_grad
 
 __all__ = ["sparse_conv_kept", "sparse_conv_engine"]
 
-
-def _rg(t: Any) -> bool:
-    return isinstance(t, torch.Tensor) and t.requires_grad
 
 
 def _parts(call: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
@@ -36,13 +33,13 @@ def sparse_conv_kept(call: Any) -> list[Kept]:
     """What :class:`SparseConvFunction` saves: ``x[:, :k]`` if the slice trains, weights if ``x`` needs grad."""
     x, w_train, w_frozen, k = _parts(call)
     kept: list[Kept] = []
-    if _rg(w_train) and k > 0:
+    if needs_grad(w_train) and k > 0:
         if k == w_train.shape[1] + w_frozen.shape[1]:
             kept.append(keep("input", x))
         else:
             shape = (x.shape[0], k, *x.shape[2:])
             kept.append(fresh(f"input channels 0..{k - 1}", tuple(shape), x.dtype))
-    if _rg(x):
+    if needs_grad(x):
         kept += [keep("weight (trained slice)", w_train), keep("weight (frozen)", w_frozen)]
     return kept
 
@@ -50,7 +47,7 @@ def sparse_conv_kept(call: Any) -> list[Kept]:
 def sparse_conv_engine(call: Any) -> list[Item]:
     """The engine keeps the ``k`` trained input channels of ``x`` in 8 bits, or nothing."""
     x, w_train, w_frozen, k = _parts(call)
-    if not (_rg(w_train) and k > 0):
+    if not (needs_grad(w_train) and k > 0):
         return []
     if k == w_train.shape[1] + w_frozen.shape[1]:
         return [engine_int8("input (8-bit)", x)]

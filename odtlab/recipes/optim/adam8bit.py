@@ -61,7 +61,7 @@ import torch.nn.functional as F
 
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import check_choice, check_positive_float, check_positive_int
-from odtlab.recipes.optim.basic import OptimizerPart, _check_betas
+from odtlab.recipes.optim.basic import OptimizerPart, check_betas
 
 __all__ = [
     "Adam8bit",
@@ -194,7 +194,7 @@ class BlockwiseAdam8bit(torch.optim.Optimizer):
         check_positive_float(name, "lr", lr)
         check_positive_float(name, "eps", eps)
         check_positive_float(name, "weight_decay", weight_decay, zero=True)
-        _check_betas(name, tuple(betas))  # type: ignore[arg-type]
+        check_betas(name, tuple(betas))  # type: ignore[arg-type]
         check_positive_int(name, "block_size", block_size)
         check_positive_int(name, "min_8bit_size", min_8bit_size)
         check_choice(name, "quantization", quantization, QUANTIZATIONS)
@@ -346,7 +346,7 @@ class Adam8bit(OptimizerPart):
         check_positive_float(name, "lr", self.lr)
         check_positive_float(name, "eps", self.eps)
         check_positive_float(name, "weight_decay", self.weight_decay, zero=True)
-        _check_betas(name, self.betas)
+        check_betas(name, self.betas)
         check_positive_int(name, "block_size", self.block_size)
         check_positive_int(name, "min_8bit_size", self.min_8bit_size)
 

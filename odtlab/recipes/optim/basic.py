@@ -45,7 +45,7 @@ class OptimizerPart(RecipePart, ABC):
         """
 
 
-def _check_betas(part: str, betas: tuple[float, float]) -> None:
+def check_betas(part: str, betas: tuple[float, float]) -> None:
     ok = (
         isinstance(betas, tuple)
         and len(betas) == 2
@@ -142,7 +142,7 @@ class Adam(OptimizerPart):
         check_positive_float(name, "lr", self.lr)
         check_positive_float(name, "eps", self.eps)
         check_positive_float(name, "weight_decay", self.weight_decay, zero=True)
-        _check_betas(name, self.betas)
+        check_betas(name, self.betas)
 
     @property
     def name(self) -> str:

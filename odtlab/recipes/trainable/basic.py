@@ -51,7 +51,7 @@ __all__ = ["TrainablePart", "Full", "LastLayer", "BiasOnly", "Freeze", "find_hea
 Rule = Callable[[str, nn.Parameter], bool]
 
 
-def _under(name: str, prefix: str) -> bool:
+def under_prefix(name: str, prefix: str) -> bool:
     """``name`` is ``prefix`` or inside it (``"features.1"`` is not inside ``"features.10"``)."""
     return prefix == "" or name == prefix or name.startswith(prefix + ".")
 
@@ -135,7 +135,7 @@ class LastLayer(TrainablePart):
 
     def rule(self, model: nn.Module | None) -> Rule:
         head = find_head(model)
-        return lambda name, param: _under(name, head)
+        return lambda name, param: under_prefix(name, head)
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class BiasOnly(TrainablePart):
         head = find_head(model) if self.include_classifier else None
 
         def is_bias(name: str, param: nn.Parameter) -> bool:
-            return name.rsplit(".", 1)[-1] == "bias" or (head is not None and _under(name, head))
+            return name.rsplit(".", 1)[-1] == "bias" or (head is not None and under_prefix(name, head))
 
         return is_bias
 
@@ -215,7 +215,7 @@ class Freeze(TrainablePart):
                 n for n, _ in model.named_parameters()
             ]
             for layer in self.layers:
-                if not any(_under(k, layer) for k in known):
+                if not any(under_prefix(k, layer) for k in known):
                     close = difflib.get_close_matches(layer, known, n=3, cutoff=0.5)
                     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
                     tops = ", ".join(repr(n) for n, _ in model.named_children())
@@ -224,7 +224,7 @@ class Freeze(TrainablePart):
                         f"(its top-level modules are {tops}; list all with model.named_modules())"
                     )
         layers = self.layers
-        return lambda name, param: not any(_under(name, layer) for layer in layers)
+        return lambda name, param: not any(under_prefix(name, layer) for layer in layers)
 
 
 register_kind("trainable", stage=0, default=Full)

@@ -42,7 +42,7 @@ from torch import nn
 
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import check_positive_float, check_positive_int
-from odtlab.recipes.layers.lora import _WRAPPERS, LoRAConv2d, LoRALinear, _LoRALayer
+from odtlab.recipes.layers.lora import LORA_WRAPPERS, LoRAConv2d, LoRALayer, LoRALinear
 from odtlab.recipes.trainable.basic import Rule, TrainablePart, find_head
 
 __all__ = [
@@ -60,7 +60,7 @@ Target = str | type
 
 def lora_layers(model: nn.Module) -> dict[str, LoRALinear | LoRAConv2d]:
     """The LoRA layers of ``model`` by module name, in module order."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, _LoRALayer)}  # type: ignore[misc]
+    return {n: m for n, m in model.named_modules() if isinstance(m, LoRALayer)}  # type: ignore[misc]
 
 
 def _matches(name: str, module: nn.Module, target: Target) -> bool:
@@ -184,7 +184,7 @@ def add_lora(
     flags = [(p, p.requires_grad) for _, m in chosen for p in m.parameters()]
     wrapped = []  # build every wrapper before changing the model, so a bad rank changes nothing
     for name, module in chosen:
-        cls = _WRAPPERS[nn.Conv2d if isinstance(module, nn.Conv2d) else nn.Linear]
+        cls = LORA_WRAPPERS[nn.Conv2d if isinstance(module, nn.Conv2d) else nn.Linear]
         try:
             wrapped.append((name, cls(module, rank, alpha, dropout=dropout, generator=generator)))
         except InvalidRecipe as err:

@@ -42,7 +42,7 @@ from torch import nn
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.layers.fold import fold_batchnorm
 from odtlab.recipes.layers.sparse_conv import SparseConv2d, channels_to_update
-from odtlab.recipes.trainable.basic import Rule, TrainablePart, _under, find_head
+from odtlab.recipes.trainable.basic import Rule, TrainablePart, find_head, under_prefix
 
 __all__ = [
     "SparseUpdate",
@@ -69,7 +69,7 @@ def sparse_layers(model: nn.Module) -> list[tuple[int, str, nn.Conv2d]]:
     convs = [
         (name, m)
         for name, m in model.named_modules()
-        if isinstance(m, nn.Conv2d) and not (head is not None and _under(name, head))
+        if isinstance(m, nn.Conv2d) and not (head is not None and under_prefix(name, head))
     ]
     return [(i, name, m) for i, (name, m) in enumerate(convs)]
 
@@ -270,7 +270,7 @@ class SparseUpdate(TrainablePart):
         """
         head = find_head(model) if self.include_classifier else None
         if model is None:
-            return lambda name, param: head is not None and _under(name, head)
+            return lambda name, param: head is not None and under_prefix(name, head)
         chosen: set[str] = set()
         modules = dict(model.named_modules())
         for p in self.plan(model):
@@ -282,7 +282,7 @@ class SparseUpdate(TrainablePart):
             if p.ratio > 0:
                 sparse = isinstance(conv, SparseConv2d)
                 chosen.add(f"{p.name}.weight_train" if sparse else f"{p.name}.weight")
-        return lambda name, param: name in chosen or (head is not None and _under(name, head))
+        return lambda name, param: name in chosen or (head is not None and under_prefix(name, head))
 
     def __str__(self) -> str:
         weights = ", ".join(f"{i}: {r:g}" for i, r in self.weights)

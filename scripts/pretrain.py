@@ -10,7 +10,7 @@ the shifted ``"target-..."`` domains, on a simulated device.
 
 Run it from the repository root::
 
-    python -m odtlab.models.pretrain            # writes odtlab/models/weights/mbv2-shapes.*
+    python scripts/pretrain.py               # writes odtlab/models/weights/mbv2-shapes.*
 
 Recipe (all seeded; torch's global random state is forked and restored):
 
@@ -58,7 +58,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from odtlab.data import loader, train_test
-from odtlab.models.mobilenetv2 import mobilenetv2
+from odtlab.models import mobilenetv2
 
 __all__ = ["ARCHITECTURE", "pretrain", "evaluate", "main"]
 
@@ -69,7 +69,7 @@ ARCHITECTURE: dict[str, Any] = {
     "in_channels": 3,
     "dropout": 0.2,
 }
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "odtlab" / "models" / "weights"
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
@@ -208,7 +208,7 @@ def save(model: nn.Module, meta: dict[str, Any], out: Path, *, dtype: str = "fp1
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m odtlab.models.pretrain [--epochs 15] [--out DIR]``."""
+    """Command line: ``python scripts/pretrain.py [--epochs 15] [--out DIR]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=6000)
     parser.add_argument("--n-test", type=int, default=1000)
