@@ -180,6 +180,20 @@ def test_engine_accounting_on_the_mcu_keeps_frozen_weights_in_flash(shapes):
     assert trainer.memory_report.accounting == "engine"
     assert report.flash_bytes == verdict.flash_bytes == trainer.memory_report.frozen_weight_bytes
     assert report.flash_bytes > 0 and report.fits is verdict.fits is True
-    assert "read from flash" in str(report)
+    text = str(report)  # per memory: what SRAM holds against the budget, and what stays in flash
+    ram = report.peak_memory_bytes - report.flash_bytes
+    assert f"SRAM         {devices.format_bytes(ram)} of" in text and "fits" in text
+    assert f"flash        {devices.format_bytes(report.flash_bytes)} of frozen weights" in text
     with pytest.raises(ValueError, match="accounting must be"):
         Trainer(models.build("mlp"), recipe, "stm32f746", accounting="int8")
+
+
+def test_the_precision_part_owns_the_number_format_the_device_is_charged_in():
+    from odtlab.recipes import SGD, Int8, MixedPrecision, Recipe
+
+    model = models.build("cnn", num_classes=10)
+    assert Trainer(model, Recipe(SGD()), "rpi4", steps=1, progress=False).dtype == "fp32"
+    assert Trainer(model, Recipe(Int8(), SGD()), "rpi4", steps=1, progress=False).dtype == "int8"
+    assert Recipe(MixedPrecision("bf16")).device_dtype == "fp16"
+    with pytest.raises(ValueError, match="disagrees with recipe"):
+        Trainer(model, Recipe(Int8(), SGD()), "rpi4", dtype="fp32", progress=False)

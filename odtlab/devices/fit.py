@@ -120,13 +120,17 @@ class FitVerdict:
         return RECIPE_HINTS.get(self.largest_category, _GENERIC_HINT)
 
     def __str__(self) -> str:
+        where = "SRAM" if self.flash_bytes else "RAM"
         head = (
-            f"{'Fits' if self.fits else 'Does NOT fit'} on {self.device_name}: peak "
+            f"{'Fits' if self.fits else 'Does NOT fit'} on {self.device_name}: {where} "
             f"{format_bytes(self.peak_bytes)} of {format_bytes(self.budget_bytes)} "
-            f"({self.utilisation:.0%})"
+            f"({self.utilisation:.0%} used)"
         )
         if self.flash_bytes:
-            head += f"; frozen weights {format_bytes(self.flash_bytes)} read from flash"
+            head += (
+                f"; the frozen weights ({format_bytes(self.flash_bytes)}) stay in flash, "
+                "outside this budget"
+            )
         if self.fits:
             head += f", {format_bytes(self.headroom_bytes)} to spare"
         else:

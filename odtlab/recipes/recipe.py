@@ -163,6 +163,12 @@ class Recipe:
         return part if isinstance(part, PrecisionPart) else None
 
     @property
+    def device_dtype(self) -> str:
+        """The arithmetic a device runs for this recipe: its precision part's, else ``"fp32"``."""
+        part = self.precision_part
+        return "fp32" if part is None else part.device_dtype
+
+    @property
     def micro_batches(self) -> int:
         """How many micro-batches a step splits its batch into (1 without a MicroBatch part)."""
         return int(getattr(self._by_kind.get("micro-batch"), "n", 1))

@@ -181,14 +181,14 @@ def compare(
     model: nn.Module | Callable[[], nn.Module],
     train_data: Dataset,
     test_data: Dataset | None = None,
-    device: str | devices.DeviceProfile | None = "stm32f746",
+    device: str | devices.DeviceProfile | None = None,
     *,
     steps: int = 100,
     batch_size: int = 32,
     seed: int = 0,
     loss_fn: Callable[..., Any] | None = None,
     train_unfit: bool = False,
-    dtype: str = "fp32",
+    dtype: str | None = None,
     host_device: str | None = None,
     progress: bool = False,
 ) -> Comparison:
@@ -202,10 +202,15 @@ def compare(
         A model (each recipe gets a ``copy.deepcopy``) or a builder
         ``model() -> nn.Module`` called once per recipe.
     train_data, test_data : Dataset
-    device : str, DeviceProfile or None, default "stm32f746"
-        The simulated device.
+    device : str, DeviceProfile or None
+        The simulated device, as for :class:`Trainer` and
+        :func:`~odtlab.train.profile` (``None``: no device, nothing charged).
     steps, batch_size, seed :
         The same for every recipe.
+    dtype : str or None, default None
+        ``None`` charges each recipe in its own number format
+        (:attr:`Recipe.device_dtype`: ``Int8()`` runs in int8); a value is
+        passed to every :class:`Trainer`, which refuses a recipe that disagrees.
     train_unfit : bool, default False
         Train the recipes that do not fit the device anyway (on the host),
         to show their accuracy; they stay marked ``fits=False``.
@@ -234,7 +239,7 @@ def compare(
             time_s, energy_j, fits = report.sim_time_s, report.sim_energy_j, report.fits
         else:  # what it would cost, had it fitted
             job = cost.workload_from_report(
-                trainer.memory_report, steps=steps, dtype=dtype, flops=trainer.flops_per_step
+                trainer.memory_report, steps=steps, dtype=trainer.dtype, flops=trainer.flops_per_step
             )
             sim = devices.simulate(job, profile, check_memory=False)  # type: ignore[arg-type]
             time_s, energy_j, fits = sim.total_time_s, sim.total_energy_j, False

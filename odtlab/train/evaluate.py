@@ -34,7 +34,7 @@ def accuracy(
     data: Dataset,
     *,
     batch_size: int = 256,
-    device: torch.device | str | None = None,
+    host_device: torch.device | str | None = None,
 ) -> float:
     """Share of ``data`` that ``model`` classifies correctly, in [0, 1].
 
@@ -50,7 +50,7 @@ def accuracy(
         ``(x, y)`` pairs.
     batch_size : int
         Examples per forward pass (memory, not the result, depends on it).
-    device : torch.device or str, optional
+    host_device : torch.device or str, optional
         Where to run; by default where the model's first parameter lives.
 
     Examples
@@ -62,9 +62,9 @@ def accuracy(
     """
     if len(data) == 0:  # type: ignore[arg-type]
         raise ValueError("accuracy: the test data is empty; pass a dataset with examples.")
-    if device is None:
+    if host_device is None:
         first = next(model.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
+        host_device = first.device if first is not None else torch.device("cpu")
     correct, total = 0, 0
     with eval_mode(model), torch.no_grad():
         # a private generator, or the DataLoader draws a seed from torch's global RNG
@@ -72,7 +72,7 @@ def accuracy(
             data, batch_size=batch_size, shuffle=False, generator=torch.Generator()
         )
         for x, y in batches:
-            logits = model(x.to(device))
+            logits = model(x.to(host_device))
             correct += int((logits.argmax(dim=-1).cpu() == y).sum())
             total += int(y.numel())
     return correct / total

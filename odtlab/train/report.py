@@ -157,19 +157,20 @@ class TrainingReport:
             for k in ("weights", "gradients", "optimizer", "activations")
             if k in m
         )
-        lines.append(f"  memory       peak {format_bytes(self.peak_memory_bytes)} ({parts})")
+        lines.append(f"  memory       step peak {format_bytes(self.peak_memory_bytes)} ({parts})")
         if self.fits is not None and self.budget_bytes is not None:
             verdict = "fits" if self.fits else "does NOT fit"
-            used = (self.peak_memory_bytes - self.flash_bytes) / self.budget_bytes
-            flash = (
-                f"; frozen weights {format_bytes(self.flash_bytes)} read from flash"
-                if self.flash_bytes
-                else ""
-            )
+            ram = self.peak_memory_bytes - self.flash_bytes
+            where = "SRAM" if self.flash_bytes else "RAM"
             lines.append(
-                f"  budget       {format_bytes(self.budget_bytes)} on {self.device}: {verdict} "
-                f"({used:.0%} used{flash})"
+                f"  {where:<12} {format_bytes(ram)} of {format_bytes(self.budget_bytes)} on "
+                f"{self.device}: {verdict} ({ram / self.budget_bytes:.0%} used)"
             )
+            if self.flash_bytes:
+                lines.append(
+                    f"  flash        {format_bytes(self.flash_bytes)} of frozen weights, read in "
+                    "place (not in SRAM)"
+                )
         if self.device is not None and not math.isnan(self.sim_time_s):
             lines.append(
                 f"  device time  {format_seconds(self.sim_time_s)} simulated "

@@ -106,8 +106,11 @@ class Trainer:
         Where the real arithmetic runs (``"cuda"`` when asked).
     progress : bool, default True
         Show a ``tqdm`` progress bar with the loss.
-    dtype : str, default "fp32"
-        Arithmetic the simulated device runs in (``"fp32"``, ``"fp16"``, ``"int8"``).
+    dtype : str or None, default None
+        Arithmetic the simulated device runs in (``"fp32"``, ``"fp16"``,
+        ``"int8"``). ``None`` takes it from the recipe's precision part
+        (:attr:`Recipe.device_dtype`: ``Int8()`` runs in int8); a value that
+        disagrees with the recipe is refused, so one part owns the number format.
     accounting : {"pytorch", "engine"}, default "pytorch"
         How the device is charged: what PyTorch keeps, or what a
         memory-optimised engine keeps (int8 frozen weights, 8-bit
@@ -147,7 +150,7 @@ class Trainer:
         checkpoint_every: int | None = None,
         host_device: str | torch.device | None = None,
         progress: bool = True,
-        dtype: str = "fp32",
+        dtype: str | None = None,
         accounting: str = "pytorch",
         check_memory: bool = True,
         on_step: Callable[[int, float], None] | None = None,
@@ -160,12 +163,20 @@ class Trainer:
             raise ValueError("Trainer: give epochs or steps, not both.")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"Trainer: seed must be an int >= 0, got {seed!r}.")
-        if dtype not in devices.DTYPES:
-            raise ValueError(
-                f"Trainer: dtype must be one of {list(devices.DTYPES)}, got {dtype!r}."
-            )
         self.model = model
         self.recipe = default_recipe() if recipe is None else recipe
+        if dtype is not None and dtype not in devices.DTYPES:
+            raise ValueError(
+                f"Trainer: dtype must be one of {list(devices.DTYPES)} or None, got {dtype!r}."
+            )
+        wanted = self.recipe.device_dtype
+        if dtype is not None and dtype != wanted:
+            raise ValueError(
+                f"Trainer: dtype={dtype!r} disagrees with recipe {self.recipe.name!r}, whose "
+                f"precision runs in {wanted}; leave dtype out (the recipe's precision part owns "
+                "the number format) or change the recipe's precision part"
+            )
+        dtype = wanted
         self.device = None if device is None else devices.get(device)
         self.loss_fn = loss_fn
         self.batch_size = int(_positive("batch_size", batch_size, allow_none=False))  # type: ignore[arg-type]
@@ -293,7 +304,7 @@ class Trainer:
                 due = self.eval_every is not None and step % self.eval_every == 0
                 if test_data is not None and (due or step == total):
                     run.accuracies.append(
-                        (step, accuracy(model, test_data, device=self.host_device))
+                        (step, accuracy(model, test_data, host_device=self.host_device))
                     )
                 if self._checkpoint_due(step, total):
                     # at an epoch's end the generator already holds the next epoch's start
@@ -305,7 +316,7 @@ class Trainer:
         finally:
             bar.close()
         if test_data is not None and not run.accuracies:  # resumed at the very end
-            run.accuracies.append((run.step, accuracy(model, test_data, device=self.host_device)))
+            run.accuracies.append((run.step, accuracy(model, test_data, host_device=self.host_device)))
         self.report = build_report(
             recipe=self.recipe_name, device=self.device, steps=total,
             batch_size=self.batch_size, memory_report=self.memory_report, flops=flops,

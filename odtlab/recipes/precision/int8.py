@@ -206,6 +206,10 @@ class Int8(PrecisionPart):
             _check_bool(arg, getattr(self, arg))
 
     @property
+    def device_dtype(self) -> str:
+        return "int8"
+
+    @property
     def name(self) -> str:
         notes = [
             label

@@ -94,6 +94,15 @@ class PrecisionPart(RecipePart):
         """The 16-bit dtype of :meth:`autocast`, for the memory model (default: ``None``)."""
         return None
 
+    @property
+    def device_dtype(self) -> str:
+        """The arithmetic the simulated device runs (``"fp32"``, ``"fp16"``, ``"int8"``).
+
+        The device's throughput for this format prices a step (chapter 5):
+        16-bit formats run at the device's fp16 rate, the int8 graph at its int8 rate.
+        """
+        return "fp32"
+
     def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Run the backward pass of ``loss`` (default: ``loss.backward()``)."""
         loss.backward()
@@ -144,6 +153,10 @@ class MixedPrecision(PrecisionPart):
     @property
     def autocast_dtype(self) -> torch.dtype:
         return self.torch_dtype
+
+    @property
+    def device_dtype(self) -> str:
+        return "fp16"  # bf16 and fp16 are both 16-bit multiply-accumulates on a device
 
     def autocast(self, model: nn.Module) -> AbstractContextManager[Any]:
         return torch.autocast(device_type=model_device_type(model), dtype=self.torch_dtype)
