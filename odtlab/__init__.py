@@ -21,6 +21,7 @@ from odtlab import (
     search,
     train,
     viz,
+    widgets,
 )
 from odtlab.errors import (
     CorruptCheckpoint,
@@ -48,6 +49,7 @@ __all__ = [
     "cl",
     "grading",
     "viz",
+    "widgets",
     "OdtlabError",
     "UnknownDevice",
     "UnknownModel",

@@ -12,7 +12,7 @@ import odtlab as odt  # noqa: E402
 
 
 def test_explorer_point_equals_a_direct_measurement():
-    point = odt.viz.explore_memory("cnn", batch_size=4, resolution=32, device="stm32f746")
+    point = odt.widgets.explore_memory("cnn", batch_size=4, resolution=32, device="stm32f746")
     net = odt.models.small_cnn(in_channels=3, width=16, device="meta")
     x, y = odt.models.example_batch("mobilenetv2", 4, resolution=32, device="meta")
     report = odt.memory.profile_training(net, (x, y.clamp(max=9)), optimizer="sgd", flops=False)
@@ -22,7 +22,7 @@ def test_explorer_point_equals_a_direct_measurement():
 
 
 def test_verdict_says_by_how_much_when_it_does_not_fit():
-    point = odt.viz.explore_memory("mobilenetv2", batch_size=8, resolution=224, device="stm32f746")
+    point = odt.widgets.explore_memory("mobilenetv2", batch_size=8, resolution=224, device="stm32f746")
     assert not point.fits
     over = point.totals["peak"] - point.budget
     assert f"over by {over} bytes" in point.verdict
@@ -30,8 +30,8 @@ def test_verdict_says_by_how_much_when_it_does_not_fit():
 
 
 def test_adam_adds_two_states_per_trainable_weight():
-    sgd = odt.viz.explore_memory("mcunet", batch_size=2, resolution=64, optimizer="sgd")
-    adam = odt.viz.explore_memory("mcunet", batch_size=2, resolution=64, optimizer="adam")
+    sgd = odt.widgets.explore_memory("mcunet", batch_size=2, resolution=64, optimizer="sgd")
+    adam = odt.widgets.explore_memory("mcunet", batch_size=2, resolution=64, optimizer="adam")
     assert sgd.totals["optimizer"] == 0
     assert adam.totals["optimizer"] >= 2 * adam.totals["gradients"]
     assert adam.totals["activations"] == sgd.totals["activations"]
@@ -39,15 +39,15 @@ def test_adam_adds_two_states_per_trainable_weight():
 
 def test_bad_settings_name_the_argument():
     with pytest.raises(ValueError, match="optimizer"):
-        odt.viz.explore_memory(optimizer="lion")
+        odt.widgets.explore_memory(optimizer="lion")
     with pytest.raises(ValueError, match="model"):
-        odt.viz.explore_memory(model="resnet")
+        odt.widgets.explore_memory(model="resnet")
     with pytest.raises(odt.UnknownDevice, match="rpi4"):
-        odt.viz.explore_memory(device="pi5")
+        odt.widgets.explore_memory(device="pi5")
 
 
 def test_widget_updates_when_a_slider_moves():
-    box = odt.viz.memory_explorer("mobilenetv2", device="rpi4")
+    box = odt.widgets.memory_explorer("mobilenetv2", device="rpi4")
     rows = box.children
     batch = rows[0].children[1]
     verdict = rows[3]

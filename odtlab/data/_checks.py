@@ -5,8 +5,8 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Sequence
 
-from odtlab import errors
 from odtlab.data.errors import InvalidDataArgument, UnknownDomain
+from odtlab.errors import check_choice as check_one_of
 
 _MASK64 = (1 << 64) - 1
 
@@ -55,7 +55,7 @@ def check_float(
 
 def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     """Return ``value`` when it is one of ``allowed``; otherwise raise listing them."""
-    return errors.check_choice(name, value, tuple(allowed), InvalidDataArgument)
+    return check_one_of(name, value, tuple(allowed), InvalidDataArgument)
 
 
 def check_names(

@@ -40,8 +40,8 @@ from odtlab.devices.profile import (
 )
 from odtlab.devices.registry import available, get, presets, register, unregister
 from odtlab.devices.simulator import SimulationResult, simulate
-from odtlab.devices.units import format_bytes, format_joules, format_rate, format_seconds
 from odtlab.devices.workload import Workload, estimate_bytes_moved
+from odtlab.units import format_bytes, format_joules, format_rate, format_seconds
 
 __all__ = [
     "DeviceProfile",

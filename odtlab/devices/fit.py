@@ -33,9 +33,9 @@ from typing import Any
 
 from odtlab.devices.profile import DeviceProfile
 from odtlab.devices.registry import get
-from odtlab.devices.units import format_bytes
 from odtlab.devices.workload import Workload, breakdown_from_totals
 from odtlab.errors import DoesNotFit
+from odtlab.units import format_bytes
 
 __all__ = ["FitVerdict", "check_fit", "fits", "RECIPE_HINTS"]
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from odtlab.devices.profile import DTYPES, DeviceProfile, training_budget_rule
-from odtlab.devices.units import GiB, KiB, MiB
+from odtlab.units import GiB, KiB, MiB
 
 __all__ = ["calibrate_energy_per_mac", "builtin_presets", "BUILTIN_ALIASES"]
 

@@ -38,7 +38,6 @@ from typing import Any
 
 import yaml
 
-from odtlab.devices.units import format_bytes, format_joules, format_rate, format_seconds
 from odtlab.devices.validation import (
     DTYPES,
     KINDS,
@@ -49,6 +48,7 @@ from odtlab.devices.validation import (
     per_dtype,
     training_budget_rule,
 )
+from odtlab.units import format_bytes, format_joules, format_rate, format_seconds
 
 __all__ = ["DeviceProfile", "DTYPES", "KINDS", "TRAINING_BUDGET_FRACTION", "training_budget_rule"]
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from odtlab.devices.fit import FitVerdict
 from odtlab.devices.profile import DeviceProfile
-from odtlab.devices.units import format_joules, format_seconds
 from odtlab.devices.workload import Workload
+from odtlab.units import format_joules, format_seconds
+from odtlab.viz import plot_temperature
 
 __all__ = ["SimulationResult"]
 
@@ -147,7 +148,7 @@ class SimulationResult:
         return "\n".join(lines)
 
     def plot(self, ax: Any = None) -> Any:
-        """Plot the temperature over time with the throttle threshold.
+        """Plot the temperature over time with the throttle threshold (:func:`odtlab.viz.plot_temperature`).
 
         Parameters
         ----------
@@ -158,50 +159,7 @@ class SimulationResult:
         -------
         matplotlib.axes.Axes
         """
-        if not self.thermal:
-            raise ValueError("No temperature trace: run simulate(..., thermal=True) to plot one.")
-        import matplotlib.pyplot as plt
-
-        new_figure = ax is None
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5))
-        d = self.device
-        t = np.concatenate([[0.0], self.end_times_s])
-        temp = np.concatenate([[self.initial_temp_c], self.temperature_c])
-        ax.plot(t, temp, color="tab:blue", label="temperature")
-        ax.axhline(
-            d.throttle_temp_c,
-            color="tab:red",
-            ls="--",
-            label=f"throttle at {d.throttle_temp_c:g} °C",
-        )
-        if d.throttle_hysteresis_k > 0:
-            ax.axhline(
-                d.throttle_temp_c - d.throttle_hysteresis_k,
-                color="tab:red",
-                ls=":",
-                alpha=0.6,
-                label="full speed again below",
-            )
-        if self.throttled_steps:
-            ax.fill_between(
-                t[1:],
-                0,
-                1,
-                where=self.throttled,
-                step="pre",
-                color="tab:red",
-                alpha=0.12,
-                transform=ax.get_xaxis_transform(),
-                label="throttled",
-            )
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("temperature (°C)")
-        ax.set_title(f"{d.name}: {self.steps:,} {self.workload.dtype} steps")
-        ax.legend(loc="lower right", fontsize="small")
-        if new_figure:
-            ax.figure.tight_layout()
-        return ax
+        return plot_temperature(self, ax)
 
 
 def _wh(wh: float) -> str:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from odtlab import errors
+from odtlab.errors import check_choice as check_one_of
 from odtlab.memory.errors import MemoryArgumentError
 
 __all__ = [
@@ -64,7 +64,7 @@ def storage_key(t: torch.Tensor) -> int:
 
 def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise a message listing them."""
-    return errors.check_choice(name, value, tuple(allowed), MemoryArgumentError)
+    return check_one_of(name, value, tuple(allowed), MemoryArgumentError)
 
 
 def check_batch(example_batch: object) -> tuple[Any, torch.Tensor]:

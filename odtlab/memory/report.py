@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from odtlab.memory.plots import plot_breakdown, plot_timeline
 from odtlab.memory.saved import SavedActivations
 from odtlab.memory.timeline import Timeline
 from odtlab.memory.units import BREAKDOWN_KEYS, format_bytes
+from odtlab.viz import plot_breakdown, plot_timeline
 
 __all__ = ["LayerMemory", "TrainingMemoryReport", "TOTAL_KEYS", "BREAKDOWN_KEYS"]
 

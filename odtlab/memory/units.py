@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from odtlab.devices.units import format_bytes  # one formatter for the whole library
+from odtlab.units import format_bytes  # one formatter for the whole library
 
 __all__ = ["format_bytes", "element_bytes", "bits_to_bytes", "KIB", "MIB", "GIB", "BREAKDOWN_KEYS"]
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
-from odtlab import errors
 from odtlab.errors import InvalidRecipe
+from odtlab.errors import check_choice as check_one_of
 
 if TYPE_CHECKING:  # for type hints only: the recipe calls the parts, not the other way round
     from odtlab.recipes.recipe import Recipe
@@ -193,4 +193,4 @@ def check_positive_float(part: str, arg: str, value: object, *, zero: bool = Fal
 
 def check_choice(part: str, arg: str, value: object, allowed: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``allowed``, else list the allowed values."""
-    return errors.check_choice(f"{part}({arg}={value!r}): {arg}", value, allowed, InvalidRecipe)
+    return check_one_of(f"{part}({arg}={value!r}): {arg}", value, allowed, InvalidRecipe)

@@ -28,6 +28,7 @@ from odtlab.devices import DeviceProfile, format_bytes, verdict
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes import SGD, Full, OptimizerPart, Recipe, SparseUpdate, fold_batchnorm
 from odtlab.train.profile import profile
+from odtlab.viz import plot_contributions
 
 __all__ = ["Contribution", "ContributionTable", "MemoryMeter", "SchemeKey", "scheme_key"]
 
@@ -292,26 +293,11 @@ class ContributionTable:
         return self.table()
 
     def plot(self, ax: Any = None) -> Any:
-        """Scatter of gain (accuracy points) against extra memory (KiB), one marker per row."""
-        if ax is None:
-            import matplotlib.pyplot as plt
+        """Scatter of gain (accuracy points) against extra memory (KiB), one marker per row.
 
-            _, ax = plt.subplots(figsize=(6, 4))
-        for kind, marker in (("bias", "s"), ("weight", "o")):
-            rows = [c for c in self.contributions if c.kind == kind]
-            ax.scatter(
-                [c.extra_bytes / 1024 for c in rows],
-                [100 * c.gain for c in rows],
-                marker=marker,
-                label=kind,
-            )
-            for c in rows:
-                ax.annotate(c.name, (c.extra_bytes / 1024, 100 * c.gain), fontsize=7)
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel("extra peak memory over the reference (KiB)")
-        ax.set_ylabel("accuracy gain (points)")
-        ax.legend()
-        return ax
+        See :func:`odtlab.viz.plot_contributions`.
+        """
+        return plot_contributions(self, ax)
 
 
 def check_table(table: object) -> ContributionTable:

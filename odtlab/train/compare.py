@@ -33,28 +33,9 @@ from odtlab.errors import DoesNotFit
 from odtlab.train import cost
 from odtlab.train.report import TrainingReport
 from odtlab.train.trainer import Trainer
+from odtlab.viz import pareto_front, plot_comparison
 
 __all__ = ["Comparison", "compare", "pareto_front"]
-
-
-def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
-    """Indices of the points no other point beats: lower or equal cost *and* higher or equal score.
-
-    NaN scores are never on the front. Returned in order of increasing cost.
-
-    Examples
-    --------
-    >>> pareto_front([1, 2, 3, 4], [0.5, 0.4, 0.9, 0.9])
-    [0, 2]
-    """
-    points = [(c, s, i) for i, (c, s) in enumerate(zip(costs, scores, strict=True))
-              if not math.isnan(s)]  # fmt: skip
-    front = []
-    for c, s, i in points:
-        dominated = any((c2 <= c and s2 >= s) and (c2 < c or s2 > s) for c2, s2, _ in points)
-        if not dominated:
-            front.append((c, i))
-    return [i for _, i in sorted(front)]
 
 
 @dataclass
@@ -129,38 +110,10 @@ class Comparison:
 
         Recipes that fit are filled circles, those that do not are red;
         untrained ones sit at 0 % as crosses. The memory panel has the
-        device's budget as a dashed line. Returns the figure.
+        device's budget as a dashed line. Returns the figure
+        (:func:`odtlab.viz.plot_comparison`).
         """
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-        else:
-            fig = axes[0].figure
-        acc = [100 * a for a in self._values("final_accuracy")]
-        panels = (("peak_bytes", 1 / 1024, "peak memory (KiB)"),
-                  ("sim_energy_j", 1.0, "simulated energy (J)"))  # fmt: skip
-        for ax, (key, scale, label) in zip(axes, panels, strict=True):
-            xs = [v * scale for v in self._values(key)]
-            for r, x, a in zip(self.rows, xs, acc, strict=True):
-                color = "tab:red" if r["fits"] is False else "tab:blue"
-                if math.isnan(a):
-                    ax.scatter([x], [0], marker="x", color=color)
-                    ax.annotate(r["recipe"], (x, 0), textcoords="offset points", xytext=(4, 4))
-                    continue
-                ax.scatter([x], [a], color=color, zorder=3)
-                ax.annotate(r["recipe"], (x, a), textcoords="offset points", xytext=(4, 4))
-            front = pareto_front(xs, acc)
-            if front:
-                ax.step([xs[i] for i in front], [acc[i] for i in front], where="post",
-                        color="tab:green", lw=2, alpha=0.6, label="Pareto front")  # fmt: skip
-            if key == "peak_bytes" and self.budget_bytes is not None:
-                ax.axvline(self.budget_bytes * scale, color="tab:red", ls="--",
-                           label=f"{self.device} budget")  # fmt: skip
-            ax.set_xlabel(label)
-            ax.set_ylabel("test accuracy (%)")
-            ax.legend(loc="lower right")
-        return fig
+        return plot_comparison(self, axes)
 
 
 def _fmt(value: float | None, fmt: Callable[[float], str]) -> str:

@@ -29,6 +29,7 @@ from odtlab.devices import (
 )
 from odtlab.devices import verdict as fit_verdict
 from odtlab.train.cost import workload_from_report
+from odtlab.viz import plot_training
 
 __all__ = ["TrainingReport", "build_report"]
 
@@ -192,32 +193,10 @@ class TrainingReport:
     def plot(self, ax: Any = None) -> Any:
         """Plot the loss curve and, on a second y axis, the test accuracy.
 
-        Parameters
-        ----------
-        ax : matplotlib.axes.Axes, optional
-            Axes for the loss; a new figure is made when omitted.
-
-        Returns
-        -------
-        matplotlib.axes.Axes
-            The loss axes (the accuracy axes is its ``twinx``).
+        Returns the loss axes (the accuracy axes is its ``twinx``); see
+        :func:`odtlab.viz.plot_training`.
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
-        steps = range(1, len(self.loss_curve) + 1)
-        ax.plot(steps, self.loss_curve, color="tab:blue", lw=1, label="training loss")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss", color="tab:blue")
-        ax.set_title(f"{self.recipe} on {self.device or 'host'}")
-        if self.accuracy_curve:
-            acc_ax = ax.twinx()
-            s, a = zip(*self.accuracy_curve, strict=True)
-            acc_ax.plot(s, [100 * v for v in a], "o-", color="tab:orange", label="test accuracy")
-            acc_ax.set_ylabel("test accuracy (%)", color="tab:orange")
-            acc_ax.set_ylim(0, 100)
-        return ax
+        return plot_training(self, ax)
 
 
 def build_report(

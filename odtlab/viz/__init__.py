@@ -1,11 +1,32 @@
-"""odtlab.viz: plots and ipywidgets explorers that sit on top of the library."""
+"""odtlab.viz: every plot of the course, in one style (the ground floor, beside errors and units).
 
-from odtlab.viz.explorer import (
-    EXPLORER_MODELS,
-    ExplorerPoint,
-    explore_memory,
-    memory_explorer,
-    plot_point,
-)
+The reports' ``.plot()`` methods call these functions, so a learner can also
+call them directly on any object with the same attributes. The interactive
+explorers (ipywidgets) live in :mod:`odtlab.widgets`, on the top floor, since
+they run the library.
 
-__all__ = ["EXPLORER_MODELS", "ExplorerPoint", "explore_memory", "memory_explorer", "plot_point"]
+Examples
+--------
+>>> from odtlab import viz
+>>> viz.pareto_front([1, 2, 3], [0.5, 0.4, 0.9])
+[0, 2]
+"""
+
+from odtlab.viz.device import plot_temperature
+from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
+from odtlab.viz.search import plot_contributions
+from odtlab.viz.style import CATEGORY_COLORS, new_axes
+from odtlab.viz.training import pareto_front, plot_comparison, plot_training
+
+__all__ = [
+    "plot_breakdown",
+    "plot_timeline",
+    "plot_budget",
+    "plot_temperature",
+    "plot_training",
+    "plot_comparison",
+    "plot_contributions",
+    "pareto_front",
+    "CATEGORY_COLORS",
+    "new_axes",
+]

@@ -1,4 +1,4 @@
-"""Pretty-printing of bytes, seconds, energy and rates.
+"""Pretty-printing of bytes, seconds, energy and rates: the ground floor every package uses.
 
 The library keeps every number in SI base units (bytes, seconds, joules,
 watts) and only turns it into text at the very end, with the helpers here.

@@ -9,7 +9,7 @@ is instant.
 In a notebook::
 
     import odtlab as odt
-    odt.viz.memory_explorer()          # sliders: batch, resolution, width, optimizer, device
+    odt.widgets.memory_explorer()          # sliders: batch, resolution, width, optimizer, device
 
 Without a live kernel (a static book page) the widgets do not respond; the
 function :func:`explore_memory` gives the same numbers and figure for one
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from odtlab import devices, memory, models
+from odtlab import devices, memory, models, viz
 from odtlab.errors import DoesNotFit
 
 __all__ = ["ExplorerPoint", "explore_memory", "memory_explorer", "plot_point", "EXPLORER_MODELS"]
@@ -134,30 +134,13 @@ def explore_memory(
 
 
 def plot_point(point: ExplorerPoint, ax: Any = None) -> Any:
-    """Stacked bar of the four categories against the device budget."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 2.6))
-    left = 0.0
-    colors = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
-    mib = 2**20
-    for name, color in zip(_CATEGORIES, colors, strict=True):
-        value = point.totals[name] / mib
-        ax.barh([0], [value], left=left, color=color, label=name)
-        left += value
-    ax.axvline(point.budget / mib, color="black", ls="--", label=f"{point.device} budget")
-    ax.set_yticks([])
-    ax.set_xlabel("MiB")
-    ax.set_xlim(0, max(left, point.budget / mib) * 1.1)
+    """Stacked bar of the four categories against the device budget (:func:`odtlab.viz.plot_budget`)."""
     status = "fits" if point.fits else "does NOT fit"
-    ax.set_title(
+    title = (
         f"{point.model} w={point.width:g} {point.resolution}px batch {point.batch_size}, "
-        f"{point.optimizer}: peak {devices.format_bytes(point.totals['peak'])}, {status}",
-        fontsize=9,
+        f"{point.optimizer}: peak {devices.format_bytes(point.totals['peak'])}, {status}"
     )
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    return ax
+    return viz.plot_budget(point.totals, point.budget, point.device, title=title, ax=ax)
 
 
 def memory_explorer(model: str = "mobilenetv2", device: str = "rpi4") -> Any:
