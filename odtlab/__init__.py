@@ -8,7 +8,20 @@ gives a report*. Import it as::
 
 from __future__ import annotations
 
-from odtlab import cl, data, devices, errors, fl, grading, memory, models, recipes, train, viz
+from odtlab import (
+    cl,
+    data,
+    devices,
+    errors,
+    fl,
+    grading,
+    memory,
+    models,
+    papers,
+    recipes,
+    train,
+    viz,
+)
 from odtlab.errors import (
     CorruptCheckpoint,
     DoesNotFit,
@@ -34,6 +47,7 @@ __all__ = [
     "cl",
     "grading",
     "viz",
+    "papers",
     "OdtlabError",
     "UnknownDevice",
     "UnknownModel",
