@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     only.add_argument("--labs-only", action="store_true", help="only execute the master labs")
     parser.add_argument("--cache", type=Path, default=CACHE, help="the jupyter-cache folder")
     parser.add_argument(
-        "--execute", action="store_true", help="execute the chapters here instead of reading the cache"
+        "--execute",
+        action="store_true",
+        help="execute the chapters here instead of reading the cache",
     )
     parser.add_argument(
         "--cells", type=float, metavar="S", help="also list the cells slower than S seconds"

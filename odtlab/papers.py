@@ -181,9 +181,7 @@ def tinytl_figure1() -> list[PaperComparison]:
         # NeurIPS 2020, Section 1 and Figure 1 (right): "MobileNetV2-1.4 is 4.3x smaller".
         PaperComparison("tinytl/fig1 params resnet50-over-mbv2-1.4 b16 (x)", 4.3, params),
         # NeurIPS 2020, Section 1 and Figure 1 (right): activations "only 1.1x smaller".
-        PaperComparison(
-            "tinytl/fig1 activations resnet50-over-mbv2-1.4 b16 (x)", 1.1, activations
-        ),
+        PaperComparison("tinytl/fig1 activations resnet50-over-mbv2-1.4 b16 (x)", 1.1, activations),
     ]
 
 
