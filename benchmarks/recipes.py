@@ -38,8 +38,7 @@ from odtlab.recipes import (
     named,
     recipe_names,
 )
-from odtlab.train import profile
-from odtlab.train.profile import profiled_recipe_peak
+from odtlab.train import profile, profiled_recipe_peak
 
 MODEL_KWARGS = {
     "mobilenetv2": {"width_mult": 0.35, "num_classes": 10},

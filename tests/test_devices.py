@@ -331,7 +331,7 @@ def test_check_fit_advice_follows_the_largest_category(largest, advice):
     w = Workload(
         flops_per_step=1e6,
         bytes_moved_per_step=1e3,
-        peak_memory_bytes=2 * MiB + 30,
+        peak_bytes=2 * MiB + 30,
         breakdown=breakdown,
     )
     with pytest.raises(DoesNotFit, match=f"Largest category: {largest}") as info:
@@ -374,15 +374,15 @@ def test_check_fit_rejects_what_it_cannot_read():
 
 # ------------------------------------------------------------------ workload
 def test_workload_validation_and_macs():
-    w = Workload(flops_per_step=2e6, bytes_moved_per_step=1e3, peak_memory_bytes=10, steps=3)
+    w = Workload(flops_per_step=2e6, bytes_moved_per_step=1e3, peak_bytes=10, steps=3)
     assert w.macs_per_step == 1e6 and w.total_flops == 6e6
     assert w.arithmetic_intensity == pytest.approx(1000.0)
     with pytest.raises(ValueError, match="dtype"):
-        Workload(flops_per_step=1, bytes_moved_per_step=1, peak_memory_bytes=1, dtype="bf16")
+        Workload(flops_per_step=1, bytes_moved_per_step=1, peak_bytes=1, dtype="bf16")
     with pytest.raises(ValueError, match="steps"):
-        Workload(flops_per_step=1, bytes_moved_per_step=1, peak_memory_bytes=1, steps=0)
+        Workload(flops_per_step=1, bytes_moved_per_step=1, peak_bytes=1, steps=0)
     with pytest.raises(ValueError, match="both 0"):
-        Workload(flops_per_step=0, bytes_moved_per_step=0, peak_memory_bytes=1)
+        Workload(flops_per_step=0, bytes_moved_per_step=0, peak_bytes=1)
 
 
 def test_workload_from_report():
@@ -392,7 +392,7 @@ def test_workload_from_report():
         bytes_moved_per_step=1e4,
         steps=2,
     )
-    assert w.peak_memory_bytes == 5000
+    assert w.peak_bytes == 5000
     assert w.breakdown == {"weights": 1000, "gradients": 1000, "optimizer": 0, "activations": 3000}
 
 
@@ -411,7 +411,7 @@ def _job(flops=2e6, bytes_moved=1e4, steps=10, dtype="fp32", peak=1000):
     return Workload(
         flops_per_step=flops,
         bytes_moved_per_step=bytes_moved,
-        peak_memory_bytes=peak,
+        peak_bytes=peak,
         steps=steps,
         dtype=dtype,
     )

@@ -53,7 +53,7 @@ def test_trained_rows_match_their_reports(result):
         if report is None:
             continue
         assert row["final_accuracy"] == report.final_accuracy
-        assert row["peak_bytes"] == report.peak_memory_bytes
+        assert row["peak_bytes"] == report.peak_bytes
         assert row["sim_energy_j"] == report.sim_energy_j
     full, last = result.rows[0], result.rows[2]
     assert full["final_accuracy"] > 0.75  # measured: 0.84 after 30 steps

@@ -55,7 +55,7 @@ def test_a_tiny_mlp_fits_the_mcu_and_learns_digits(digits):
                       epochs=3, batch_size=32, eval_every=40, progress=False)  # fmt: skip
     report = trainer.fit(*digits)
     assert report.fits is True and report.device == "stm32f746"
-    assert report.peak_memory_bytes <= report.budget_bytes
+    assert report.peak_bytes <= report.budget_bytes
     assert report.steps == 3 * math.ceil(1347 / 32) == len(report.loss_curve) == 129
     first, last = sum(report.loss_curve[:10]) / 10, sum(report.loss_curve[-10:]) / 10
     assert last < 0.3 * first  # measured: 2.17 -> 0.13 (means of the first and last 10)
@@ -78,7 +78,7 @@ def test_report_agrees_with_devices_simulate_for_the_same_workload(digits):
     )  # fmt: skip
     assert report.bytes_moved_per_step == moved
     job = devices.Workload(flops_per_step=report.flops_per_step, bytes_moved_per_step=moved,
-                           peak_memory_bytes=report.peak_memory_bytes, steps=25)  # fmt: skip
+                           peak_bytes=report.peak_bytes, steps=25)  # fmt: skip
     sim = devices.simulate(job, "stm32f746")
     assert report.sim_energy_j == pytest.approx(sim.total_energy_j, rel=1e-12)
     assert report.sim_time_s == pytest.approx(sim.total_time_s, rel=1e-12)
@@ -113,7 +113,7 @@ def test_check_memory_false_trains_a_misfit_and_says_so(digits):
     report = Trainer(model, make_recipe("full"), "stm32f746", steps=3, check_memory=False,
                      progress=False).fit(*digits)  # fmt: skip
     assert report.fits is False and report.steps == 3 and report.sim_energy_j > 0
-    assert report.peak_memory_bytes > report.budget_bytes
+    assert report.peak_bytes > report.budget_bytes
     assert "does NOT fit" in str(report)
 
 
@@ -181,7 +181,7 @@ def test_engine_accounting_on_the_mcu_keeps_frozen_weights_in_flash(shapes):
     assert report.flash_bytes == verdict.flash_bytes == trainer.memory_report.frozen_weight_bytes
     assert report.flash_bytes > 0 and report.fits is verdict.fits is True
     text = str(report)  # per memory: what SRAM holds against the budget, and what stays in flash
-    ram = report.peak_memory_bytes - report.flash_bytes
+    ram = report.peak_bytes - report.flash_bytes
     assert f"SRAM         {devices.format_bytes(ram)} of" in text and "fits" in text
     assert f"flash        {devices.format_bytes(report.flash_bytes)} of frozen weights" in text
     with pytest.raises(ValueError, match="accounting must be"):

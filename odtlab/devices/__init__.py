@@ -20,7 +20,7 @@ Examples
 >>> devices.format_bytes(mcu.training_memory_bytes)
 '256.0 KiB'
 >>> job = devices.Workload(flops_per_step=2e8, bytes_moved_per_step=4e5,
-...                        peak_memory_bytes=180_000, steps=100, dtype="int8")
+...                        peak_bytes=180_000, steps=100, dtype="int8")
 >>> devices.fits(job, mcu)
 True
 >>> print(devices.format_seconds(devices.simulate(job, mcu).total_time_s))

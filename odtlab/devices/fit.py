@@ -147,7 +147,7 @@ class FitVerdict:
 def _peak_and_breakdown(job: Any) -> tuple[int, dict[str, int]]:
     """Peak bytes and breakdown from a report, a Workload, a mapping or an int."""
     if isinstance(job, Workload):
-        return job.peak_memory_bytes, dict(job.breakdown or {})
+        return job.peak_bytes, dict(job.breakdown or {})
     if isinstance(job, bool):
         raise TypeError("check_fit got a bool; pass peak bytes as an int.")
     if isinstance(job, float) and job.is_integer():

@@ -28,7 +28,7 @@ Examples
 --------
 >>> from odtlab import devices
 >>> w = devices.Workload(flops_per_step=2 * 432e6, bytes_moved_per_step=0,
-...                      peak_memory_bytes=100_000, steps=10, dtype="int8")
+...                      peak_bytes=100_000, steps=10, dtype="int8")
 >>> result = devices.simulate(w, "mcu")
 >>> round(result.total_time_s, 6)               # 432e6 MACs at 432e6 MAC/s, 10 steps
 10.0
@@ -99,7 +99,7 @@ def simulate(
     if not isinstance(workload, Workload):
         raise TypeError(
             f"simulate needs a Workload, got {type(workload).__name__}; build one with "
-            "Workload(flops_per_step=..., bytes_moved_per_step=..., peak_memory_bytes=..., steps=...)."
+            "Workload(flops_per_step=..., bytes_moved_per_step=..., peak_bytes=..., steps=...)."
         )
     fit = check_fit(workload, profile) if check_memory else verdict(workload, profile)
     amb = profile.ambient_c if ambient_c is None else float(ambient_c)

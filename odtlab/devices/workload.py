@@ -14,7 +14,7 @@ so ``macs = flops / 2``. Device throughput is quoted in MAC/s.
 Examples
 --------
 >>> w = Workload(flops_per_step=2e6, bytes_moved_per_step=1e5,
-...              peak_memory_bytes=200_000, steps=100, dtype="int8")
+...              peak_bytes=200_000, steps=100, dtype="int8")
 >>> w.macs_per_step
 1000000.0
 """
@@ -43,7 +43,7 @@ class Workload:
     bytes_moved_per_step : float
         Bytes read from and written to memory in one step (see
         :func:`estimate_bytes_moved`).
-    peak_memory_bytes : int
+    peak_bytes : int
         The most memory the job holds at once, in bytes.
     steps : int, default 1
         Number of optimizer steps.
@@ -56,7 +56,7 @@ class Workload:
 
     flops_per_step: float
     bytes_moved_per_step: float
-    peak_memory_bytes: int
+    peak_bytes: int
     steps: int = 1
     dtype: str = "fp32"
     breakdown: Mapping[str, int] | None = field(default=None, compare=False)
@@ -78,7 +78,7 @@ class Workload:
                 "Workload: flops_per_step and bytes_moved_per_step are both 0, so a step takes "
                 "no time; give at least one of them."
             )
-        peak = self.peak_memory_bytes
+        peak = self.peak_bytes
         if (
             isinstance(peak, bool)
             or not isinstance(peak, (int, float))
@@ -86,9 +86,9 @@ class Workload:
             or peak != int(peak)
         ):
             raise ValueError(
-                f"Workload: peak_memory_bytes must be a whole number >= 0, got {peak!r}."
+                f"Workload: peak_bytes must be a whole number >= 0, got {peak!r}."
             )
-        object.__setattr__(self, "peak_memory_bytes", int(peak))
+        object.__setattr__(self, "peak_bytes", int(peak))
         steps = self.steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"Workload: steps must be an int >= 1, got {steps!r}.")
@@ -140,7 +140,7 @@ class Workload:
         return cls(
             flops_per_step=flops_per_step,
             bytes_moved_per_step=bytes_moved_per_step,
-            peak_memory_bytes=int(totals["peak"]),
+            peak_bytes=int(totals["peak"]),
             steps=steps,
             dtype=dtype,
             breakdown=breakdown_from_totals(totals),

@@ -111,6 +111,11 @@ class TrainingMemoryReport:
     frozen_weight_bytes: int = 0
 
     @property
+    def peak_bytes(self) -> int:
+        """The step's peak (``totals["peak"]``): the one name of the peak in every report."""
+        return int(self.totals["peak"])
+
+    @property
     def ratio(self) -> float:
         """Training peak divided by inference peak: how much more memory training needs."""
         return self.totals["peak"] / self.inference_peak if self.inference_peak else float("nan")

@@ -35,13 +35,14 @@ from odtlab.train.cost import bytes_moved_per_step, flops_per_step, workload_fro
 from odtlab.train.errors import PowerLoss, TrainingDiverged
 from odtlab.train.evaluate import accuracy, eval_mode
 from odtlab.train.powerloss import PowerLossResult, same_weights, simulate_power_loss
-from odtlab.train.profile import RecipeMemoryReport, default_recipe, profile
+from odtlab.train.profile import RecipeMemoryReport, default_recipe, profile, profiled_recipe_peak
 from odtlab.train.report import TrainingReport, build_report
 from odtlab.train.resume import PrivateRNG, RunState
 from odtlab.train.trainer import CHECKPOINT_NAME, Trainer
 
 __all__ = [
     "profile",
+    "profiled_recipe_peak",
     "RecipeMemoryReport",
     "default_recipe",
     "Trainer",

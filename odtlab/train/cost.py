@@ -13,7 +13,7 @@ One training step of a recipe costs the device
   activations and the gradient accumulation cross the memory bus ``n``
   times (``(n - 1) * (2 weights + 2 activations + 2 gradients)`` more
   bytes): the traffic price of micro-batching;
-* ``peak_memory_bytes``: the measured peak.
+* ``peak_bytes``: the measured peak.
 
 Every step of a run has the same shapes, hence the same cost, so the whole
 run is simulated **once, after training**, as a Workload of ``steps`` steps;
@@ -26,7 +26,7 @@ Examples
 >>> model = models.mlp()
 >>> report = memory.profile_training(model, models.example_batch("mlp", 32))
 >>> job = workload_from_report(report, steps=100)
->>> job.steps, job.peak_memory_bytes == report.totals["peak"]
+>>> job.steps, job.peak_bytes == report.totals["peak"]
 (100, True)
 """
 

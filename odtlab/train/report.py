@@ -108,7 +108,7 @@ class TrainingReport:
     simulation: SimulationResult | None = field(default=None, repr=False)
 
     @property
-    def peak_memory_bytes(self) -> int:
+    def peak_bytes(self) -> int:
         """Peak bytes of one training step (``memory["peak"]``)."""
         return int(self.memory.get("peak", 0))
 
@@ -128,7 +128,7 @@ class TrainingReport:
             "accuracy_curve": [[int(s), float(a)] for s, a in self.accuracy_curve],
             "final_accuracy": self.final_accuracy,
             "memory": dict(self.memory),
-            "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_bytes": self.peak_bytes,
             "flops_per_step": self.flops_per_step,
             "bytes_moved_per_step": self.bytes_moved_per_step,
             "fits": self.fits,
@@ -158,10 +158,10 @@ class TrainingReport:
             for k in ("weights", "gradients", "optimizer", "activations")
             if k in m
         )
-        lines.append(f"  memory       step peak {format_bytes(self.peak_memory_bytes)} ({parts})")
+        lines.append(f"  memory       step peak {format_bytes(self.peak_bytes)} ({parts})")
         if self.fits is not None and self.budget_bytes is not None:
             verdict = "fits" if self.fits else "does NOT fit"
-            ram = self.peak_memory_bytes - self.flash_bytes
+            ram = self.peak_bytes - self.flash_bytes
             where = "SRAM" if self.flash_bytes else "RAM"
             lines.append(
                 f"  {where:<12} {format_bytes(ram)} of {format_bytes(self.budget_bytes)} on "
