@@ -13,7 +13,7 @@ from torch import nn
 from odtlab import data, memory, models
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes import Adam, Full, Recipe
-from odtlab.recipes.trainable.basic.lora import (
+from odtlab.recipes.trainable.lora import (
     LoRA,
     LoRAConv2d,
     LoRALinear,
@@ -327,6 +327,6 @@ def test_the_rule_without_a_model_uses_zoo_names() -> None:
 
 
 def test_docstring_examples() -> None:
-    module = importlib.import_module("odtlab.recipes.trainable.basic.lora")
+    module = importlib.import_module("odtlab.recipes.trainable.lora")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0

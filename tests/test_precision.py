@@ -18,8 +18,8 @@ from odtlab.memory import AnalyticUnsupported, MemoryArgumentError
 from odtlab.memory.autocast import AutocastEmulator, EmulatedAutocast, autocast_policy
 from odtlab.recipes import SGD, BiasOnly, Checkpointing, Full, LastLayer, MicroBatch, Recipe
 from odtlab.recipes.base import KINDS
-from odtlab.recipes.precision.mixed.int8 import Int8
-from odtlab.recipes.precision.mixed.mixed import DTYPES, MixedPrecision, PrecisionPart
+from odtlab.recipes.precision.int8 import Int8
+from odtlab.recipes.precision.mixed import DTYPES, MixedPrecision, PrecisionPart
 from odtlab.train import profile
 from odtlab.train.profile import profiled_recipe_peak
 

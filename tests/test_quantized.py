@@ -21,7 +21,7 @@ from odtlab.recipes.layers.fold import fold_batchnorm
 from odtlab.recipes.layers.quant import QuantConv2d, QuantLinear
 from odtlab.recipes.layers.quant_sparse import QuantSparseConv2d
 from odtlab.recipes.layers.sparse_conv import SparseConv2d
-from odtlab.recipes.precision.mixed.int8 import (
+from odtlab.recipes.precision.int8 import (
     Int8,
     convert_to_int8,
     dequantized_state,
@@ -29,7 +29,7 @@ from odtlab.recipes.precision.mixed.int8 import (
     quantized_layers,
     weight_gradient_ratios,
 )
-from odtlab.recipes.trainable.basic.sparse_update import SparseUpdate
+from odtlab.recipes.trainable.sparse_update import SparseUpdate
 from odtlab.train import profile
 
 

@@ -19,7 +19,7 @@ from odtlab.recipes import (
     Momentum,
     Recipe,
 )
-from odtlab.recipes.activations.inplace import CheckpointedSequential
+from odtlab.recipes.activations import CheckpointedSequential
 from odtlab.train import RecipeMemoryReport, profile
 from odtlab.train.profile import profiled_recipe_peak
 

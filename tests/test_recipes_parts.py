@@ -31,7 +31,7 @@ from odtlab.recipes import (
     recipe_names,
     register_recipe,
 )
-from odtlab.recipes.activations.inplace import (
+from odtlab.recipes.activations import (
     CheckpointedSequential,
     FrozenBatchNorm2d,
     batchnorm_to_groupnorm,

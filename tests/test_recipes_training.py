@@ -22,7 +22,7 @@ from odtlab.recipes import (
     MicroBatch,
     Recipe,
 )
-from odtlab.recipes.activations.inplace import checkpointing, split_batch
+from odtlab.recipes.activations import checkpointing, split_batch
 
 MBV2 = {"width_mult": 0.35, "num_classes": 10}
 

@@ -16,7 +16,7 @@ import pytest
 
 from odtlab import data, models
 from odtlab.errors import DoesNotFit, InvalidRecipe, UnknownDevice
-from odtlab.recipes.trainable.basic.sparse_update import SparseUpdate
+from odtlab.recipes.trainable.sparse_update import SparseUpdate
 from odtlab.search.scheme import (
     ContributionTable,
     MemoryMeter,

@@ -13,7 +13,7 @@ from odtlab.errors import InvalidRecipe
 from odtlab.recipes import SGD, BiasOnly, Full, Recipe, paper_scheme_100kb
 from odtlab.recipes.layers.fold import fold_batchnorm
 from odtlab.recipes.layers.sparse_conv import SparseConv2d, channels_to_update
-from odtlab.recipes.trainable.basic.sparse_update import (
+from odtlab.recipes.trainable.sparse_update import (
     SparseUpdate,
     describe_scheme,
     sparse_layers,

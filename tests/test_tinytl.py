@@ -24,7 +24,7 @@ from odtlab.recipes.layers.lite_residual import (
     lite_residuals,
     remove_lite_residuals,
 )
-from odtlab.recipes.trainable.basic.tinytl import NormOnly, TinyTL
+from odtlab.recipes.trainable.tinytl import NormOnly, TinyTL
 
 BLOCK = re.compile(r"^features\.(\d+)\.")
 

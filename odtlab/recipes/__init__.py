@@ -41,7 +41,7 @@ Examples
 """
 
 from odtlab.recipes import activations, layers, optim, precision, trainable
-from odtlab.recipes.activations.inplace import (
+from odtlab.recipes.activations import (
     BatchNormPolicy,
     Checkpointing,
     InPlaceActivations,
@@ -58,7 +58,7 @@ from odtlab.recipes.optim import (
     OptimizerPart,
     UpdateInBackward,
 )
-from odtlab.recipes.precision.mixed import (
+from odtlab.recipes.precision import (
     Int8,
     MixedPrecision,
     PrecisionPart,
@@ -73,7 +73,7 @@ from odtlab.recipes.registry import (
     register_recipe,
     tinytl_methods,
 )
-from odtlab.recipes.trainable.basic import (
+from odtlab.recipes.trainable import (
     BiasOnly,
     Freeze,
     Full,

@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.activations.inplace.microbatch import LossFn, accumulate_step
+from odtlab.recipes.activations.microbatch import LossFn, accumulate_step
 from odtlab.recipes.base import KINDS, STRUCTURE_DONE, RecipePart, kinds_in_order
-from odtlab.recipes.precision.mixed.mixed import PrecisionPart
-from odtlab.recipes.trainable.basic.basic import Rule, TrainablePart
-from odtlab.recipes.trainable.basic.summary import TrainableSummary, summarize
+from odtlab.recipes.precision.mixed import PrecisionPart
+from odtlab.recipes.trainable.basic import Rule, TrainablePart
+from odtlab.recipes.trainable.summary import TrainableSummary, summarize
 
 __all__ = ["Recipe"]
 
@@ -299,7 +299,7 @@ class Recipe:
         The loss of each of the :attr:`micro_batches` chunks is scaled by its
         share of the batch, so the accumulated gradient equals the gradient
         of the full batch's mean loss (exactly, without batch statistics;
-        see :mod:`odtlab.recipes.activations.inplace.microbatch`). ``loss_fn=None`` is
+        see :mod:`odtlab.recipes.activations.microbatch`). ``loss_fn=None`` is
         cross-entropy. With a precision part, the forward pass and the loss
         run under its :meth:`~PrecisionPart.autocast` and backward and step
         go through it (fp16 loss scaling). The model's train/eval mode is

@@ -39,14 +39,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.activations.inplace.checkpointing import Checkpointing
-from odtlab.recipes.activations.inplace.microbatch import MicroBatch
+from odtlab.recipes.activations.checkpointing import Checkpointing
+from odtlab.recipes.activations.microbatch import MicroBatch
 from odtlab.recipes.optim.basic import SGD, Adam, OptimizerPart
-from odtlab.recipes.precision.mixed.int8 import Int8
+from odtlab.recipes.precision.int8 import Int8
 from odtlab.recipes.recipe import Recipe
-from odtlab.recipes.trainable.basic.basic import BiasOnly, Full, LastLayer, TrainablePart
-from odtlab.recipes.trainable.basic.sparse_update import SparseUpdate
-from odtlab.recipes.trainable.basic.tinytl import NormOnly, TinyTL
+from odtlab.recipes.trainable.basic import BiasOnly, Full, LastLayer, TrainablePart
+from odtlab.recipes.trainable.sparse_update import SparseUpdate
+from odtlab.recipes.trainable.tinytl import NormOnly, TinyTL
 
 __all__ = [
     "named",

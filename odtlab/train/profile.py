@@ -67,8 +67,8 @@ from odtlab.memory import (
 from odtlab.memory.autocast import EmulatedAutocast
 from odtlab.memory.torch_profiler import allocation_deltas, quiet_stderr
 from odtlab.recipes import Recipe
-from odtlab.recipes.activations.inplace.checkpointing import checkpointed_trunk, checkpointing_disabled
-from odtlab.recipes.activations.inplace.microbatch import (
+from odtlab.recipes.activations.checkpointing import checkpointed_trunk, checkpointing_disabled
+from odtlab.recipes.activations.microbatch import (
     LossFn,
     default_loss,
     explain_tiny_batch,

@@ -44,8 +44,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from odtlab.memory import Timeline, TimelineEvent, TrainingMemoryReport
-from odtlab.recipes.activations.inplace.checkpointing import CheckpointedSequential, probing
-from odtlab.recipes.activations.inplace.microbatch import LossFn
+from odtlab.recipes.activations.checkpointing import CheckpointedSequential, probing
+from odtlab.recipes.activations.microbatch import LossFn
 
 __all__ = ["SegmentMemory", "probe_segments", "with_recompute"]
 

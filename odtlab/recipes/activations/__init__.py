@@ -7,14 +7,14 @@ BatchNorm mode (``MicroBatch(bn=...)`` is a shorthand for it), and
 :class:`InPlaceActivations` switches activations to in-place.
 """
 
-from odtlab.recipes.activations.inplace.batchnorm import (
+from odtlab.recipes.activations.batchnorm import (
     BatchNormPolicy,
     FrozenBatchNorm2d,
     batchnorm_to_groupnorm,
     freeze_batchnorm,
     unfreeze_batchnorm,
 )
-from odtlab.recipes.activations.inplace.checkpointing import (
+from odtlab.recipes.activations.checkpointing import (
     CheckpointedSequential,
     Checkpointing,
     checkpoint_trunk,
@@ -23,8 +23,8 @@ from odtlab.recipes.activations.inplace.checkpointing import (
     remove_checkpointing,
     segment_bounds,
 )
-from odtlab.recipes.activations.inplace.inplace import InPlaceActivations, set_inplace
-from odtlab.recipes.activations.inplace.microbatch import MicroBatch, accumulate_step, split_batch
+from odtlab.recipes.activations.inplace import InPlaceActivations, set_inplace
+from odtlab.recipes.activations.microbatch import MicroBatch, accumulate_step, split_batch
 
 __all__ = [
     "Checkpointing",

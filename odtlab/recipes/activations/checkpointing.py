@@ -49,8 +49,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.activations.inplace.batchnorm import BATCHNORM_TYPES
-from odtlab.recipes.activations.inplace.inplace import INPLACE_TYPES
+from odtlab.recipes.activations.batchnorm import BATCHNORM_TYPES
+from odtlab.recipes.activations.inplace import INPLACE_TYPES
 from odtlab.recipes.base import RecipePart, check_positive_int, register_kind
 
 if TYPE_CHECKING:

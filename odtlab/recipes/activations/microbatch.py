@@ -26,7 +26,7 @@ Rules:
   LayerNorm, GroupNorm, attention...). **BatchNorm in train mode normalises
   each micro-batch with its own statistics, so micro-batching changes the
   result**; use ``bn="frozen"`` or ``bn="group"`` (see
-  :mod:`odtlab.recipes.activations.inplace.batchnorm`) to make it exact again. Dropout draws
+  :mod:`odtlab.recipes.activations.batchnorm`) to make it exact again. Dropout draws
   different masks too (the random stream is consumed in another order).
 """
 
@@ -42,11 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.activations.inplace.batchnorm import BN_MODES, BatchNormPolicy
+from odtlab.recipes.activations.batchnorm import BN_MODES, BatchNormPolicy
 from odtlab.recipes.base import RecipePart, check_choice, check_positive_int, register_kind
 
 if TYPE_CHECKING:
-    from odtlab.recipes.precision.mixed.mixed import PrecisionPart
+    from odtlab.recipes.precision.mixed import PrecisionPart
 
 __all__ = [
     "MicroBatch",
@@ -194,7 +194,7 @@ class MicroBatch(RecipePart):
         Number of micro-batches (>= 1). Activation memory is that of a batch
         of ``ceil(B / n)``; the step takes about as long (a little longer).
     bn : {"keep", "frozen", "group"}
-        What BatchNorm does (see :mod:`odtlab.recipes.activations.inplace.batchnorm`): ``"keep"``
+        What BatchNorm does (see :mod:`odtlab.recipes.activations.batchnorm`): ``"keep"``
         (statistics per micro-batch: results differ from the full batch),
         ``"frozen"`` (running statistics) or ``"group"`` (GroupNorm); with
         the last two, micro-batching gives the full batch's gradient.

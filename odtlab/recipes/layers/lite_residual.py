@@ -48,7 +48,7 @@ from torch import nn
 
 from odtlab.errors import InvalidRecipe
 from odtlab.models.blocks import InvertedResidual
-from odtlab.recipes.activations.inplace.batchnorm import group_count
+from odtlab.recipes.activations.batchnorm import group_count
 from odtlab.recipes.base import check_choice, check_positive_float, check_positive_int
 
 __all__ = [

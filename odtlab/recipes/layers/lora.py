@@ -1,7 +1,7 @@
 """The LoRA layers: :class:`LoRALinear` and :class:`LoRAConv2d` (Hu et al., ICLR 2022).
 
 Each wraps a frozen layer ``base`` and adds ``scaling * lora_B(lora_A(x))``
-with ``scaling = alpha / rank``; see :mod:`odtlab.recipes.trainable.basic.lora` for the
+with ``scaling = alpha / rank``; see :mod:`odtlab.recipes.trainable.lora` for the
 method, the functions that add adapters to a model and the recipe part.
 """
 

@@ -5,15 +5,15 @@ Chapter 4. :class:`MixedPrecision` runs the forward pass under
 with fake-quantised weights and activations and quantisation-aware scaling.
 """
 
-from odtlab.recipes.precision.mixed.int8 import (
+from odtlab.recipes.precision.int8 import (
     Int8,
     convert_to_int8,
     dequantized_state,
     qas_gradient_scale_report,
     quantized_layers,
 )
-from odtlab.recipes.precision.mixed.mixed import MixedPrecision, PrecisionPart
-from odtlab.recipes.precision.mixed.qas import QASReport, weight_gradient_ratios
+from odtlab.recipes.precision.mixed import MixedPrecision, PrecisionPart
+from odtlab.recipes.precision.qas import QASReport, weight_gradient_ratios
 
 __all__ = [
     "PrecisionPart",

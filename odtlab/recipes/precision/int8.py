@@ -44,13 +44,13 @@ import torch
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.activations.inplace.microbatch import LossFn
+from odtlab.recipes.activations.microbatch import LossFn
 from odtlab.recipes.layers.fold import fold_batchnorm
 from odtlab.recipes.layers.quant import QuantConv2d, QuantLinear, QuantMixin
 from odtlab.recipes.layers.quant_sparse import QuantSparseConv2d
 from odtlab.recipes.layers.sparse_conv import SparseConv2d
-from odtlab.recipes.precision.mixed.mixed import PrecisionPart
-from odtlab.recipes.precision.mixed.qas import QASReport, weight_gradient_ratios
+from odtlab.recipes.precision.mixed import PrecisionPart
+from odtlab.recipes.precision.qas import QASReport, weight_gradient_ratios
 
 __all__ = [
     "Int8",

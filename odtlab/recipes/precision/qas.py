@@ -5,9 +5,9 @@ training by the ratio of each weight's norm to its gradient's norm: SGD moves
 a weight by ``lr * ||G||``, so ``||W|| / ||G||`` says how many steps it takes
 to change the weight by its own size. The int8 graph's ratio is ``s**-2``
 times the fp32 graph's (``s`` the weight scale, see
-:mod:`odtlab.recipes.precision.mixed.int8`); with QAS it is the fp32 ratio again.
+:mod:`odtlab.recipes.precision.int8`); with QAS it is the fp32 ratio again.
 :func:`weight_gradient_ratios` measures one model;
-:func:`~odtlab.recipes.precision.mixed.int8.qas_gradient_scale_report` compares fp32,
+:func:`~odtlab.recipes.precision.int8.qas_gradient_scale_report` compares fp32,
 int8 and int8+QAS copies of one model in a :class:`QASReport`.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from odtlab.recipes.activations.inplace.microbatch import LossFn, default_loss
+from odtlab.recipes.activations.microbatch import LossFn, default_loss
 
 __all__ = ["weight_gradient_ratios", "QASReport"]
 

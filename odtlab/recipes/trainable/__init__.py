@@ -4,7 +4,7 @@ A trainable part answers one question for every parameter: does it get a
 gradient? Chapters 2 (freezing), 3 (TinyTL) and 4 (sparse update, LoRA).
 """
 
-from odtlab.recipes.trainable.basic.basic import (
+from odtlab.recipes.trainable.basic import (
     BiasOnly,
     Freeze,
     Full,
@@ -12,10 +12,10 @@ from odtlab.recipes.trainable.basic.basic import (
     TrainablePart,
     find_head,
 )
-from odtlab.recipes.trainable.basic.lora import LoRA, add_lora, lora_layers, merge_lora, remove_lora
-from odtlab.recipes.trainable.basic.sparse_update import SparseUpdate, describe_scheme, sparse_layers
-from odtlab.recipes.trainable.basic.summary import LayerParameters, TrainableSummary, summarize
-from odtlab.recipes.trainable.basic.tinytl import NormOnly, TinyTL
+from odtlab.recipes.trainable.lora import LoRA, add_lora, lora_layers, merge_lora, remove_lora
+from odtlab.recipes.trainable.sparse_update import SparseUpdate, describe_scheme, sparse_layers
+from odtlab.recipes.trainable.summary import LayerParameters, TrainableSummary, summarize
+from odtlab.recipes.trainable.tinytl import NormOnly, TinyTL
 
 __all__ = [
     "TrainablePart",

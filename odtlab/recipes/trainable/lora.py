@@ -43,7 +43,7 @@ from torch import nn
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import check_positive_float, check_positive_int
 from odtlab.recipes.layers.lora import LORA_WRAPPERS, LoRAConv2d, LoRALayer, LoRALinear
-from odtlab.recipes.trainable.basic.basic import Rule, TrainablePart, find_head
+from odtlab.recipes.trainable.basic import Rule, TrainablePart, find_head
 
 __all__ = [
     "LoRA",
@@ -141,7 +141,7 @@ def add_lora(
         As in :class:`LoRALinear`.
     targets : iterable of str or type, or None
         Which layers to adapt. ``None``: every ``nn.Linear`` and ``nn.Conv2d``
-        except the head (:func:`~odtlab.recipes.trainable.basic.basic.find_head`) and
+        except the head (:func:`~odtlab.recipes.trainable.basic.find_head`) and
         grouped/depthwise convolutions. A string matches a module name
         exactly, as a suffix (``"q_proj"`` matches ``blocks.0.attn.q_proj``),
         as a parent (``"blocks.0"``) or as a glob (``"blocks.*.mlp.fc1"``);

@@ -42,7 +42,7 @@ from torch import nn
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.layers.fold import fold_batchnorm
 from odtlab.recipes.layers.sparse_conv import SparseConv2d, channels_to_update
-from odtlab.recipes.trainable.basic.basic import Rule, TrainablePart, find_head, under_prefix
+from odtlab.recipes.trainable.basic import Rule, TrainablePart, find_head, under_prefix
 
 __all__ = [
     "SparseUpdate",

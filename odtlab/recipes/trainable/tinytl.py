@@ -43,7 +43,7 @@ from torch import nn
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import check_choice, check_positive_int
 from odtlab.recipes.layers.lite_residual import LITE_NAME, NORMS, add_lite_residuals
-from odtlab.recipes.trainable.basic.basic import BiasOnly, Rule, TrainablePart, find_head
+from odtlab.recipes.trainable.basic import BiasOnly, Rule, TrainablePart, find_head
 
 __all__ = ["TinyTL", "NormOnly", "NORM_TYPES"]
 
