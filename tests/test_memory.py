@@ -168,6 +168,28 @@ def test_flops() -> None:
     assert "features.block1.conv" in meta["per_module"]
 
 
+@pytest.mark.parametrize("name", ["mobilenetv2", "mcunet", "transformer"])
+def test_flops_counted_on_the_cpu_equal_those_counted_on_meta(name: str) -> None:
+    kw = {"seq_len": 16} if name == "transformer" else {}
+    real = memory.training_flops(models.build(name, seed=0, **kw), models.example_batch(name, 4, **kw))
+    meta = memory.training_flops(
+        models.build(name, device="meta", **kw), models.example_batch(name, 4, device="meta", **kw)
+    )
+    assert real == meta and real["total"] > 0
+
+
+def test_counting_flops_on_the_cpu_leaves_model_and_random_state_alone() -> None:
+    net = models.build("mobilenetv2", num_classes=10, width_mult=0.35, seed=0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    memory.training_flops(net, models.example_batch("mobilenetv2", 4, resolution=32, num_classes=10))
+    assert torch.equal(torch.rand(3), expected)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters())
+
+
 @pytest.mark.parametrize("bad", ["adagrad", "SGD", 3])
 def test_unknown_optimizer(cnn: tuple, bad: object) -> None:
     with pytest.raises(MemoryArgumentError, match="optimizer must be one of 'sgd', 'momentum'"):
