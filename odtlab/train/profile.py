@@ -181,6 +181,7 @@ def profile(
     *,
     accounting: str = "pytorch",
     loss_fn: LossFn | None = None,
+    flops: bool = True,
 ) -> RecipeMemoryReport:
     """Measure the memory of one training step of ``recipe`` on ``device`` (chapters 1-4).
 
@@ -204,6 +205,10 @@ def profile(
         combined with checkpointing.
     loss_fn : callable or None
         Mean loss ``loss_fn(outputs, targets)``; ``None`` is cross-entropy.
+    flops : bool, default True
+        Also count the step's FLOPs (``report.flops``; PyTorch's
+        ``FlopCounterMode``), which time and energy need. ``False`` skips
+        the count when only memory is asked (it takes most of the time).
 
     Returns
     -------
@@ -235,7 +240,9 @@ def profile(
             f"profile(accounting={accounting!r}): accounting must be one of "
             f"{', '.join(map(repr, ACCOUNTINGS))}"
         )
-    report = _recipe_memory_report(recipe, model, example_batch, loss_fn, accounting=accounting)
+    report = _recipe_memory_report(
+        recipe, model, example_batch, loss_fn, accounting=accounting, flops=flops
+    )
     if device is not None:
         report.verdict = verdict(report, device)
     return report
@@ -248,6 +255,7 @@ def _recipe_memory_report(
     loss_fn: LossFn | None,
     *,
     accounting: str,
+    flops: bool = True,
 ) -> RecipeMemoryReport:
     if not isinstance(example_batch, (tuple, list)) or len(example_batch) != 2:
         raise InvalidRecipe(
@@ -263,7 +271,8 @@ def _recipe_memory_report(
     try:
         with contextlib.nullcontext() if precision is None else precision.autocast(net):
             return _measure(
-                recipe, model, net, inputs, targets, chunk, len(chunks), loss_fn, accounting
+                recipe, model, net, inputs, targets, chunk, len(chunks), loss_fn, accounting,
+                flops,
             )
     except OdtlabError as err:
         better = explain_tiny_batch(err, int(first_y.shape[0]))
@@ -282,6 +291,7 @@ def _measure(
     chunks: int,
     loss_fn: LossFn | None,
     accounting: str,
+    count_flops: bool = True,
 ) -> RecipeMemoryReport:
     """Measure the prepared copy ``net`` on its first micro-batch ``chunk``."""
 
@@ -296,7 +306,7 @@ def _measure(
     if found is None:
         report = profile_training(
             net, chunk, loss_fn, optimizer, None, accounting=accounting, autocast=autocast,
-            fused_update=fused,
+            fused_update=fused, flops=count_flops,
         )  # fmt: skip
         timeline, layers, flops = report.timeline, report.layers, report.flops
     else:
@@ -319,10 +329,12 @@ def _measure(
         kept = report.saved.by_module().get(label, 0) + sum(s.rng_state_bytes for s in segments)
         trunk_record = LayerMemory(label, "CheckpointedSequential", 0, 0, 0, kept, False)
         layers = [*report.layers, trunk_record]
-        with checkpointing_disabled(net):
-            flops = training_flops(net, chunk, loss_fn, None)
-        recompute = sum(s.recompute_flops for s in segments)
-        flops = {**flops, "recompute": recompute, "total": flops["total"] + recompute}
+        flops = None
+        if count_flops:
+            with checkpointing_disabled(net):
+                flops = training_flops(net, chunk, loss_fn, None)
+            recompute = sum(s.recompute_flops for s in segments)
+            flops = {**flops, "recompute": recompute, "total": flops["total"] + recompute}
     full_batch = _nbytes(inputs, accounting) + _nbytes(targets, accounting)
     timeline = _accumulated(
         timeline, report.totals["gradients"], full_batch - report.batch_bytes, chunks
