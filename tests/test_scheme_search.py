@@ -17,7 +17,7 @@ import pytest
 from odtlab import data, models
 from odtlab.errors import DoesNotFit, InvalidRecipe, UnknownDevice
 from odtlab.recipes.trainable.sparse_update import SparseUpdate
-from odtlab.search.scheme import (
+from odtlab.search import (
     ContributionTable,
     MemoryMeter,
     contribution_analysis,

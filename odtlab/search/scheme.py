@@ -62,7 +62,6 @@ from odtlab import devices
 from odtlab.devices import DeviceProfile, format_bytes
 from odtlab.errors import DoesNotFit, InvalidRecipe
 from odtlab.recipes import OptimizerPart, SparseUpdate
-from odtlab.search.contribution import contribution_analysis, default_weight_candidates
 from odtlab.search.table import (
     Contribution,
     ContributionTable,
@@ -72,15 +71,7 @@ from odtlab.search.table import (
     scheme_key,
 )
 
-__all__ = [
-    "Contribution",
-    "ContributionTable",
-    "MemoryMeter",
-    "SchemeSearchResult",
-    "contribution_analysis",
-    "default_weight_candidates",
-    "search_scheme",
-]
+__all__ = ["SchemeSearchResult", "search_scheme"]
 
 #: ``memory_fn(bias_layers, weights) -> peak bytes`` of ``SparseUpdate(bias_layers, weights)``.
 MemoryFn = Callable[[int, Mapping[int, float]], int]
