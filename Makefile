@@ -46,7 +46,7 @@ book: $(VENV)/.stamp-book
 test: $(VENV)/.stamp-test
 	$(BIN)/ruff check .
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
-	$(BIN)/python -m pytest tests labs --nbval-lax --ignore=labs/student -p no:cacheprovider
+	$(BIN)/python -m pytest tests labs --nbval-lax --ignore=labs/student -p no:cacheprovider -n 2 --dist loadfile
 
 lab: $(VENV)/.stamp-lab
 	$(BIN)/jupyter lab labs/
