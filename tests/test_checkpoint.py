@@ -18,13 +18,13 @@ from odtlab.models import mlp
 from odtlab.train import (
     PowerLoss,
     latest_checkpoint,
-    previous_path,
     read_checkpoint,
     restore_checkpoint,
     restore_latest,
     save_checkpoint,
 )
 from odtlab.train import checkpoint_file as cf
+from odtlab.train.checkpoint import previous_path
 from odtlab.train.checkpoint_file import HEADER, MAGIC, encode
 
 

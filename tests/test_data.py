@@ -18,9 +18,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from odtlab import data
 from odtlab.data import (
-    ACTIVITIES,
     DatasetNotFound,
-    Domain,
     InvalidDataArgument,
     InvalidDataFile,
     SensorActivity,
@@ -28,6 +26,9 @@ from odtlab.data import (
     SyntheticShapes,
     UnknownDomain,
 )
+from odtlab.data.domains import NEW_CLASSES, SOURCE_CLASSES, Domain
+from odtlab.data.sensors import ACTIVITIES, user_style
+from odtlab.data.tools import labels_of
 from odtlab.errors import OdtlabError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def test_shapes_have_the_promised_shapes_and_ranges():
     x, y = ds[3]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert ds.x.min() >= 0 and ds.x.max() <= 1
-    assert ds.classes == list(data.SOURCE_CLASSES) and ds.num_classes == 10
+    assert ds.classes == list(SOURCE_CLASSES) and ds.num_classes == 10
     assert ds.y.tolist() == [i % 10 for i in range(30)]
     assert SyntheticShapes(4, resolution=17)[0][0].shape == (3, 17, 17)
     assert "SyntheticShapes(n=30, domain='source'" in repr(ds)
@@ -235,7 +236,7 @@ def test_target_rotated_changes_only_the_rotation(domain_samples):
 def test_new_classes_are_disjoint_from_source(domain_samples):
     new = domain_samples["target-new-classes"]
     assert set(new.classes).isdisjoint(domain_samples["source"].classes)
-    assert new.classes == list(data.NEW_CLASSES) and new.num_classes == 5
+    assert new.classes == list(NEW_CLASSES) and new.num_classes == 5
 
 
 @pytest.fixture(scope="module")
@@ -327,8 +328,8 @@ def test_sensor_features_make_classes_separable(sensors):
 
 def test_user_style_shifts_the_statistics():
     a, b = SensorActivity(300, user=0), SensorActivity(300, user=1)
-    style_a, style_b = data.user_style(0), data.user_style(1)
-    assert style_a == data.user_style(0) and style_a != style_b
+    style_a, style_b = user_style(0), user_style(1)
+    assert style_a == user_style(0) and style_a != style_b
     shift = a.x.mean((0, 2)) - b.x.mean((0, 2))
     expected = torch.tensor(style_a.offset_g) - torch.tensor(style_b.offset_g)
     torch.testing.assert_close(shift, expected, atol=0.05, rtol=0)
@@ -549,7 +550,7 @@ def test_partition_works_on_datasets_and_subsets():
     parts = data.partition(ds, 4, scheme="dirichlet", alpha=1.0, seed=3)
     assert sorted(i for p in parts for i in p) == list(range(40))
     sub = Subset(ds, parts[0])
-    assert data.labels_of(sub).tolist() == ds.y[parts[0]].tolist()
+    assert labels_of(sub).tolist() == ds.y[parts[0]].tolist()
 
 
 # ----------------------------------------------------------------------------- tools

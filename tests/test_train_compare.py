@@ -10,7 +10,7 @@ from test_train_helpers import make_recipe
 
 from odtlab import data, devices, models
 from odtlab.train import Comparison, compare
-from odtlab.train.compare import pareto_front
+from odtlab.viz import pareto_front
 
 matplotlib.use("Agg")
 

@@ -13,12 +13,12 @@ from test_train_helpers import make_recipe
 from odtlab import data, devices, models
 from odtlab.errors import DoesNotFit
 from odtlab.train import (
-    CHECKPOINT_NAME,
     Trainer,
     TrainingDiverged,
     accuracy,
     read_checkpoint,
 )
+from odtlab.train.trainer import CHECKPOINT_NAME
 
 matplotlib.use("Agg")
 

@@ -32,62 +32,38 @@ torch.Size([16, 3, 32, 32])
 from __future__ import annotations
 
 from odtlab.data.base import ArrayDataset
-from odtlab.data.digits import Digits, digits, stratified_split
-from odtlab.data.domains import (
-    ALL_SHAPES,
-    NEW_CLASSES,
-    SOURCE_CLASSES,
-    Domain,
-    available_domains,
-    domain,
-)
+from odtlab.data.digits import Digits, digits
+from odtlab.data.domains import available_domains, domain
 from odtlab.data.errors import DatasetNotFound, InvalidDataArgument, InvalidDataFile, UnknownDomain
-from odtlab.data.local import CIFAR10_CLASSES, LocalImages, cifar10, mnist, read_idx
+from odtlab.data.local import LocalImages, cifar10, mnist
 from odtlab.data.partition import label_skew, partition, split_by_user
-from odtlab.data.sensor_features import SensorFeatures, summary_features
-from odtlab.data.sensors import ACTIVITIES, Activity, SensorActivity, UserStyle, user_style
-from odtlab.data.shapes import SyntheticShapes, render_shapes, train_test
-from odtlab.data.tools import as_tensors, class_counts, labels_of, loader
+from odtlab.data.sensor_features import SensorFeatures
+from odtlab.data.sensors import SensorActivity
+from odtlab.data.shapes import SyntheticShapes, train_test
+from odtlab.data.tools import as_tensors, class_counts, loader
 
 __all__ = [
-    # base
-    "ArrayDataset",
-    # digits
-    "Digits",
-    "digits",
-    "stratified_split",
-    # procedural shapes
-    "Domain",
-    "domain",
-    "available_domains",
-    "SOURCE_CLASSES",
-    "NEW_CLASSES",
-    "ALL_SHAPES",
-    "SyntheticShapes",
-    "render_shapes",
+    # the data sets: generated or shipped, never downloaded
     "train_test",
-    # sensors
-    "Activity",
-    "ACTIVITIES",
-    "UserStyle",
-    "user_style",
+    "digits",
+    "SyntheticShapes",
+    "Digits",
     "SensorActivity",
     "SensorFeatures",
-    "summary_features",
-    # local files
+    "domain",
+    "available_domains",
+    "ArrayDataset",
+    # your own files, read offline
     "mnist",
     "cifar10",
-    "read_idx",
     "LocalImages",
-    "CIFAR10_CLASSES",
     # tools
+    "as_tensors",
+    "loader",
+    "class_counts",
     "partition",
     "split_by_user",
     "label_skew",
-    "class_counts",
-    "as_tensors",
-    "labels_of",
-    "loader",
     # errors
     "DatasetNotFound",
     "InvalidDataArgument",
