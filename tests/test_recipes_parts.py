@@ -326,3 +326,53 @@ def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"odtlab.recipes.{module}".rstrip("."))
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_new_technique_is_one_new_part_and_recipe_does_not_change() -> None:
+    # A part of a new kind, written as a learner would in a module of their own: it registers
+    # its kind, and Recipe runs its hooks without knowing it (here: clip the gradient norm).
+    from dataclasses import dataclass
+
+    from odtlab.recipes import UpdateInBackward
+    from odtlab.recipes.base import KINDS, register_kind
+
+    @dataclass(frozen=True)
+    class ClipGradNorm(RecipePart):
+        kind = "test-clipping"  # a class attribute (no annotation): not a dataclass field
+        max_norm: float = 1.0
+
+        def check(self, recipe: Recipe) -> None:
+            if recipe.update_in_backward:
+                raise InvalidRecipe("ClipGradNorm needs every gradient before the step")
+
+        def wrap_optimizer(self, build):
+            def clipped(params):
+                opt = build(params)
+                step = opt.step
+
+                def step_after_clipping(*args, **kwargs):
+                    tensors = [p for g in opt.param_groups for p in g["params"]]
+                    torch.nn.utils.clip_grad_norm_(tensors, self.max_norm)
+                    return step(*args, **kwargs)
+
+                opt.step = step_after_clipping
+                return opt
+
+            return clipped
+
+    register_kind("test-clipping", stage=75)
+    try:
+        with pytest.raises(InvalidRecipe, match="already registered"):
+            register_kind("test-clipping", stage=75)
+        recipe = Recipe(Full(), ClipGradNorm(1e-3), SGD(lr=1.0))
+        assert recipe.name == "full+clipgradnorm+sgd" and recipe.part("test-clipping").max_norm == 1e-3
+        net = recipe.prepare(models.build("mlp", seed=0))
+        before = [p.detach().clone() for p in net.parameters()]
+        x, y = models.example_batch("mlp", 8)
+        recipe.train_step(net, x, y, None, recipe.make_optimizer(net.parameters()))
+        moved = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(net.parameters(), before, strict=True)))
+        assert 0 < moved.item() <= 1e-3 * 1.0001  # lr 1 times a gradient of norm at most 1e-3
+        with pytest.raises(InvalidRecipe, match="needs every gradient"):
+            Recipe(Full(), ClipGradNorm(), UpdateInBackward())
+    finally:
+        KINDS.pop("test-clipping")
