@@ -115,11 +115,16 @@ def sync_setup_cells(masters: list[Path], url: str) -> list[Path]:
     return changed
 
 
-def assign_lab(master: str | Path, out_dir: str | Path) -> AssignedLab:
+def assign_lab(
+    master: str | Path, out_dir: str | Path, *, check_solutions: bool = True
+) -> AssignedLab:
     """Run ``otter assign`` on one master notebook, writing to ``out_dir``.
 
-    The solutions are checked against every test (public and hidden) while
+    With ``check_solutions`` (the default, what ``make student`` does) the
+    solutions are checked against every test (public and hidden) while
     assigning, so a lab whose own solution fails its tests is refused.
+    ``False`` skips that run of the notebook, for callers that grade the
+    solution themselves (the test suite does, with ``otter run``).
 
     Raises
     ------
@@ -133,7 +138,8 @@ def assign_lab(master: str | Path, out_dir: str | Path) -> AssignedLab:
     # A new lab's grader cell needs its public-tests folder to exist, even empty.
     (PUBLIC_TESTS_ROOT / master.stem).mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "otter", "assign", str(master), str(out)],
+        [sys.executable, "-m", "otter", "assign", str(master), str(out),
+         *(() if check_solutions else ("--no-run-tests",))],  # fmt: skip
         capture_output=True,
         text=True,
         cwd=master.parent,

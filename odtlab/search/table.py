@@ -137,7 +137,7 @@ class MemoryMeter:
         key = scheme_key(bias_layers, weights)
         if key not in self.cache:
             recipe = Recipe(self.scheme(bias_layers, weights), self.optimizer)
-            report = profile(self.model, self.example_batch, recipe, accounting="engine")
+            report = profile(self.model, self.example_batch, recipe, accounting="engine", flops=False)
             self.totals[key] = {k: int(v) for k, v in report.totals.items()}
             self.frozen[key] = int(report.frozen_weight_bytes)
             self.cache[key] = self.totals[key]["peak"]
@@ -160,7 +160,9 @@ class MemoryMeter:
     def full_peak(self) -> int:
         """Peak bytes of full update (every parameter) of the same graph, BN folded if ``fold_bn``."""
         net = fold_batchnorm(copy.deepcopy(self.model)) if self.fold_bn else self.model
-        report = profile(net, self.example_batch, Recipe(Full(), self.optimizer), accounting="engine")
+        report = profile(
+            net, self.example_batch, Recipe(Full(), self.optimizer), accounting="engine", flops=False
+        )
         return int(report.totals["peak"])
 
 
