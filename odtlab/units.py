@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "MEMORY_CATEGORIES",
     "KiB",
     "MiB",
     "GiB",
@@ -30,6 +31,9 @@ __all__ = [
     "format_joules",
     "format_rate",
 ]
+
+MEMORY_CATEGORIES: tuple[str, ...] = ("weights", "gradients", "optimizer", "activations")
+"""The four categories of training memory (chapter 1), in the order reports and plots stack them."""
 
 KiB = 1024
 """Bytes in one kibibyte."""

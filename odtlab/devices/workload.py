@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtlab.devices.profile import DTYPES
+from odtlab.units import MEMORY_CATEGORIES
 
 __all__ = ["Workload", "estimate_bytes_moved"]
 
@@ -147,8 +148,6 @@ class Workload:
         )
 
 
-MEMORY_CATEGORIES: tuple[str, ...] = ("weights", "gradients", "optimizer", "activations")
-"""Memory categories that a report breaks the peak into."""
 
 
 def breakdown_from_totals(totals: Mapping[str, Any]) -> dict[str, int]:

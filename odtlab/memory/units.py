@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from odtlab.units import format_bytes  # one formatter for the whole library
+from odtlab.units import MEMORY_CATEGORIES, format_bytes  # one formatter for the whole library
 
 __all__ = ["format_bytes", "element_bytes", "bits_to_bytes", "KIB", "MIB", "GIB", "BREAKDOWN_KEYS"]
 
@@ -29,5 +29,5 @@ def bits_to_bytes(bits: int) -> int:
     """Bytes needed to store ``bits`` bits, rounded up: ``ceil(bits / 8)``."""
     return math.ceil(bits / 8)
 
-#: The categories a memory breakdown shows, in stacking order.
-BREAKDOWN_KEYS = ("weights", "gradients", "optimizer", "activations")
+#: The categories a memory breakdown shows, in stacking order (one definition, in odtlab.units).
+BREAKDOWN_KEYS = MEMORY_CATEGORIES

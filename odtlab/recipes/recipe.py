@@ -29,7 +29,7 @@ from torch import nn
 
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.activations.microbatch import LossFn, accumulate_step
-from odtlab.recipes.base import KINDS, STRUCTURE_DONE, RecipePart, kinds_in_order
+from odtlab.recipes.base import KINDS, STRUCTURE_DONE, PartKind, RecipePart, kinds_in_order
 from odtlab.recipes.precision.mixed import PrecisionPart
 from odtlab.recipes.trainable.basic import Rule, TrainablePart
 from odtlab.recipes.trainable.summary import TrainableSummary, summarize
@@ -215,31 +215,33 @@ class Recipe:
         """
         if not isinstance(model, nn.Module):
             raise InvalidRecipe(f"prepare() needs a torch.nn.Module; got {type(model).__name__}")
-        order = kinds_in_order()
-        validated = False
-        rule = self._rule
-        for kind in order:
-            if kind.stage >= STRUCTURE_DONE and not validated:
-                rule = self._validate(model)
-                validated = True
-            part = self._by_kind.get(kind.name)
-            if part is not None:
-                part.apply(model)
-            elif kind.when_absent is not None:
-                kind.when_absent(model)
-            if kind.name == "trainable":  # a trainable part raises before changing anything
-                rule = self._check_rule(model)
-        if not validated:
-            rule = self._validate(model)
+        rule = self._apply_structure(model)
+        for part in self._by_kind.values():  # before any mode is set
+            part.validate(model, self)
+        for kind in kinds_in_order():
+            if kind.stage >= STRUCTURE_DONE:
+                self._apply_kind(kind, model)
         for name, p in model.named_parameters():  # names survive the BatchNorm changes
             p.requires_grad_(bool(rule(name, p)))
         self._rule = rule
         return model
 
-    def _validate(self, model: nn.Module) -> Rule:
-        rule = self._check_rule(model)
-        for part in self._by_kind.values():
-            part.validate(model, self)
+    def _apply_kind(self, kind: PartKind, model: nn.Module) -> None:
+        part = self._by_kind.get(kind.name)
+        if part is not None:
+            part.apply(model)
+        elif kind.when_absent is not None:
+            kind.when_absent(model)
+
+    def _apply_structure(self, model: nn.Module, *, check: bool = True) -> Rule:
+        """Apply the kinds that change modules; after each, the trainable rule must select some."""
+        rule = self._rule
+        for kind in kinds_in_order():
+            if kind.stage >= STRUCTURE_DONE:
+                break
+            self._apply_kind(kind, model)
+            if check:
+                rule = self._check_rule(model)
         return rule
 
     def _check_rule(self, model: nn.Module) -> Rule:
@@ -321,10 +323,7 @@ class Recipe:
         Returns a :class:`~odtlab.recipes.TrainableSummary`; print it.
         """
         net = copy.deepcopy(model)
-        for kind in kinds_in_order():  # count what prepare() would add, on a copy
-            part = self._by_kind.get(kind.name)
-            if kind.stage < STRUCTURE_DONE and part is not None:
-                part.apply(net)
+        self._apply_structure(net, check=False)  # count what prepare() would add, on a copy
         return summarize(self, net)
 
     # ---- printing ------------------------------------------------------------------------------

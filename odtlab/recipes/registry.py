@@ -160,7 +160,11 @@ def tinytl_methods(optimizer: OptimizerPart | None = None) -> dict[str, Recipe]:
         raise InvalidRecipe(
             f"tinytl_methods(optimizer={optimizer!r}): give an optimizer part, e.g. Adam(lr=1e-3)"
         )
-    return {name: Recipe(part(), opt, name=name) for name, part in _TINYTL.items()}
+    return {name: _tinytl(name, opt) for name in _TINYTL}
+
+
+def _tinytl(name: str, optimizer: OptimizerPart) -> Recipe:
+    return Recipe(_TINYTL[name](), optimizer, name=name)
 
 
 def _register_builtins() -> None:
@@ -175,7 +179,7 @@ def _register_builtins() -> None:
     for name, build in simple.items():
         register_recipe(name, build)
     for name in _TINYTL:
-        register_recipe(name, lambda name=name: tinytl_methods()[name])
+        register_recipe(name, lambda name=name: _tinytl(name, Adam(lr=1e-3)))
     register_recipe(
         "mcu/sparse-100kb",
         lambda: Recipe(paper_scheme_100kb(), Int8(), SGD(), name="mcu/sparse-100kb"),

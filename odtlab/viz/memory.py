@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from odtlab.units import MiB, format_bytes
+from odtlab.units import MEMORY_CATEGORIES, MiB, format_bytes
 from odtlab.viz.style import CATEGORY_COLORS, new_axes
 
 __all__ = ["plot_breakdown", "plot_timeline", "plot_budget"]
-
-_BARS = ("weights", "gradients", "optimizer", "activations")
 
 
 def plot_breakdown(reports: Sequence[Any], ax: Any = None, labels: Sequence[str] | None = None) -> Any:
@@ -29,7 +27,7 @@ def plot_breakdown(reports: Sequence[Any], ax: Any = None, labels: Sequence[str]
         r.label or f"{r.accounting} #{i}" for i, r in enumerate(reports)
     ]  # fmt: skip
     bottoms = [0.0] * len(reports)
-    for key in _BARS:
+    for key in MEMORY_CATEGORIES:
         values = [r.totals[key] / MiB for r in reports]
         ax.bar(names, values, bottom=bottoms, label=key, color=CATEGORY_COLORS[key])
         bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
@@ -73,7 +71,7 @@ def plot_budget(
     """One horizontal stacked bar of the four categories against a device's budget (dashed)."""
     ax = new_axes(ax, (6.0, 2.6))
     left = 0.0
-    for name in _BARS:
+    for name in MEMORY_CATEGORIES:
         value = totals[name] / MiB
         ax.barh([0], [value], left=left, color=CATEGORY_COLORS[name], label=name)
         left += value

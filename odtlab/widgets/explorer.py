@@ -30,7 +30,6 @@ __all__ = ["ExplorerPoint", "explore_memory", "memory_explorer", "plot_point", "
 #: Zoo models the explorer offers; each takes a resolution and a width multiplier.
 EXPLORER_MODELS = ("mobilenetv2", "mcunet", "cnn")
 _OPTIMIZERS = ("sgd", "momentum", "adam")
-_CATEGORIES = ("weights", "gradients", "optimizer", "activations")
 
 
 @dataclass(frozen=True)
