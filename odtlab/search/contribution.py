@@ -42,8 +42,15 @@ from tqdm.auto import tqdm
 
 from odtlab.data import as_tensors
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes import SGD, OptimizerPart, Recipe, SparseUpdate, sparse_layers
-from odtlab.search.table import Contribution, ContributionTable, MemoryMeter
+from odtlab.parallel import map_in_processes
+from odtlab.recipes import SGD, OptimizerPart, Recipe, SparseUpdate, fold_batchnorm, sparse_layers
+from odtlab.search.table import (
+    Contribution,
+    ContributionTable,
+    MemoryMeter,
+    SchemeKey,
+    scheme_key,
+)
 
 __all__ = ["contribution_analysis", "default_weight_candidates"]
 
@@ -167,6 +174,7 @@ def contribution_analysis(
     memory_device: str | torch.device = "cpu",
     fold_bn: bool = True,
     seed: int = 0,
+    workers: int = 1,
     progress: bool = True,
 ) -> ContributionTable:
     """Measure the accuracy gain and the memory of each sparse-update candidate.
@@ -207,6 +215,10 @@ def contribution_analysis(
         Passed to :class:`~odtlab.recipes.SparseUpdate`.
     seed : int
         Seeds the batch order and dropout; the same seed gives the same table.
+    workers : int, default 1
+        Processes that fine-tune candidates at the same time
+        (:func:`odtlab.parallel.map_in_processes`); ``2`` on a two-core
+        machine halves the time and gives the same table.
     progress : bool
         Show a ``tqdm`` bar, one tick per candidate.
 
@@ -244,7 +256,9 @@ def contribution_analysis(
         )
     opt_part = optimizer if optimizer is not None else SGD(lr=lr)
     batch = example_batch if example_batch is not None else (x[:1], y[:1])
-    meter = MemoryMeter(model, batch, opt_part, fold_bn=fold_bn, device=memory_device)
+    # Every candidate folds BatchNorm the same way: fold once, not once per candidate.
+    start_model = fold_batchnorm(copy.deepcopy(model)) if fold_bn else model
+    meter = MemoryMeter(start_model, batch, opt_part, fold_bn=fold_bn, device=memory_device)
     batches = _batches(x, y, steps, batch_size, seed)
     convs = {i: (name, conv) for i, name, conv in sparse_layers(model)}
     tries = {i: sorted(ratios) if convs[i][1].groups == 1 else [1.0] for i in weight}
@@ -254,30 +268,40 @@ def contribution_analysis(
         disable=not progress,
     )
 
-    def run(k: int, weights: dict[int, float]) -> tuple[float, int]:
-        part = SparseUpdate(bias_layers=k, weights=weights, fold_bn=fold_bn)
-        accuracy = _fine_tune(model, part, opt_part, batches, val, seed)
-        bar.update(1)
-        return accuracy, meter.peak(k, weights)
+    def run_all(schemes: list[tuple[int, dict[int, float]]]) -> list[tuple[float, int]]:
+        def job(i: int) -> tuple[float, SchemeKey, dict[str, int], int]:
+            k, weights = schemes[i]
+            part = SparseUpdate(bias_layers=k, weights=weights, fold_bn=fold_bn)
+            accuracy = _fine_tune(start_model, part, opt_part, batches, val, seed)
+            key = scheme_key(k, weights)
+            meter.peak(k, weights)  # in the worker too: it returns what it measured
+            return accuracy, key, meter.totals[key], meter.frozen[key]
 
-    bias_runs = {k: run(k, {}) for k in bias}
+        results = map_in_processes(
+            job, len(schemes), workers=workers, on_done=lambda _: bar.update(1)
+        )
+        for _, key, totals, frozen in results:
+            meter.totals[key], meter.frozen[key], meter.cache[key] = totals, frozen, totals["peak"]
+        return [(accuracy, meter.cache[key]) for accuracy, key, _, _ in results]
+
+    bias_runs = dict(zip(bias, run_all([(k, {}) for k in bias]), strict=True))
     k_ref = reference_bias_layers
     if k_ref is None:
         k_ref = max(bias, key=lambda k: (bias_runs[k][0], -k))
     elif k_ref not in bias_runs:
         _check_candidates(model, [k_ref], [], ratios)
-        bias_runs[k_ref] = run(k_ref, {})
+        bias_runs[k_ref] = run_all([(k_ref, {})])[0]
     base_acc, base_peak = bias_runs[0]
     ref_acc, ref_peak = bias_runs[k_ref]
     rows = [
         Contribution("bias", k, None, 0.0, acc, acc - base_acc, peak, peak - base_peak)
         for k, (acc, peak) in sorted(bias_runs.items())
     ]
-    for i, layer_ratios in tries.items():
-        for r in layer_ratios:
-            acc, peak = run(k_ref, {i: float(r)})
-            gain, extra = acc - ref_acc, peak - ref_peak
-            rows.append(Contribution("weight", k_ref, i, r, acc, gain, peak, extra, convs[i][0]))
+    candidates = [(i, float(r)) for i, layer_ratios in tries.items() for r in layer_ratios]
+    weight_runs = run_all([(k_ref, {i: r}) for i, r in candidates])
+    for (i, r), (acc, peak) in zip(candidates, weight_runs, strict=True):
+        gain, extra = acc - ref_acc, peak - ref_peak
+        rows.append(Contribution("weight", k_ref, i, r, acc, gain, peak, extra, convs[i][0]))
     bar.close()
     return ContributionTable(
         contributions=tuple(rows),

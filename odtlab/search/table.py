@@ -119,7 +119,10 @@ class MemoryMeter:
         fold_bn: bool = True,
         device: str | torch.device = "cpu",
     ) -> None:
-        self.model = copy.deepcopy(model).to(device).eval()
+        self.model = copy.deepcopy(model).eval()
+        if fold_bn:  # every scheme folds the same way: once here, not once per scheme
+            fold_batchnorm(self.model)
+        self.model = self.model.to(device)
         self.example_batch = (example_batch[0].to(device), example_batch[1].to(device))
         self.optimizer = optimizer if optimizer is not None else SGD()
         self.fold_bn = fold_bn
