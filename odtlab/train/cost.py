@@ -12,7 +12,12 @@ One training step of a recipe costs the device
   state and input batch. With ``n`` micro-batches the weights, the saved
   activations and the gradient accumulation cross the memory bus ``n``
   times (``(n - 1) * (2 weights + 2 activations + 2 gradients)`` more
-  bytes): the traffic price of micro-batching;
+  bytes): the traffic price of micro-batching. With checkpointing, the
+  activations a segment drops are still written once in the forward; the
+  recompute reads the segment's weights again and writes them a second
+  time, and the backward reads them: ``3 * recomputed + weights * recompute
+  / forward`` more bytes, the traffic price of checkpointing (its FLOP price
+  is in ``flops_per_step``);
 * ``peak_bytes``: the measured peak.
 
 Every step of a run has the same shapes, hence the same cost, so the whole
@@ -40,7 +45,7 @@ from torch import nn
 from odtlab.devices import Workload, estimate_bytes_moved
 from odtlab.memory import training_flops
 
-__all__ = ["flops_per_step", "bytes_moved_per_step", "workload_from_report"]
+__all__ = ["flops_per_step", "bytes_moved_per_step", "recompute_bytes_moved", "workload_from_report"]
 
 
 def flops_per_step(
@@ -85,7 +90,26 @@ def bytes_moved_per_step(report: Any) -> float:
         input_bytes=int(getattr(report, "batch_bytes", 0) or 0),
     )
     n = int(getattr(report, "micro_batches", 1) or 1)
-    return float(single + (n - 1) * (2 * weights + 2 * activations + 2 * grads))
+    return float(single + recompute_bytes_moved(report) + (n - 1) * (2 * weights + 2 * activations + 2 * grads))
+
+
+def recompute_bytes_moved(report: Any) -> float:
+    """Extra bytes one micro-batch moves because checkpointing recomputes (0 without it).
+
+    Each recomputed tensor is written in the forward (then dropped), written
+    again by the recompute and read by the backward: 3 times its bytes. The
+    recompute also reads the weights of the recomputed segments again, the
+    fraction ``recompute / forward`` of the FLOPs of all weights.
+    """
+    segments = getattr(report, "segments", None) or ()
+    recomputed = sum(int(s.recompute_bytes) for s in segments)
+    if not recomputed:
+        return 0.0
+    flops = getattr(report, "flops", None) or {}
+    share = 1.0
+    if flops.get("forward") and flops.get("recompute") is not None:
+        share = float(flops["recompute"]) / float(flops["forward"])
+    return float(3 * recomputed + share * int(report.totals["weights"]))
 
 
 def workload_from_report(
