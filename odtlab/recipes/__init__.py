@@ -51,6 +51,7 @@ from odtlab.recipes.base import KINDS, RecipePart, register_kind
 from odtlab.recipes.layers import LiteResidual, SparseConv2d, add_lite_residuals, fold_batchnorm
 from odtlab.recipes.optim import (
     SGD,
+    Adafactor,
     Adam,
     Adam8bit,
     AdamW,
@@ -130,6 +131,7 @@ __all__ = [
     "Momentum",
     "Adam",
     "AdamW",
+    "Adafactor",
     "Adam8bit",
     "UpdateInBackward",
     # layers the chapters show

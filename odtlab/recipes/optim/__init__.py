@@ -4,7 +4,7 @@ Chapters 1 (optimizer state is memory) and 4 (memory-light optimizers).
 """
 
 from odtlab.recipes.optim.adam8bit import Adam8bit, BlockwiseAdam8bit
-from odtlab.recipes.optim.basic import SGD, Adam, AdamW, Momentum, OptimizerPart
+from odtlab.recipes.optim.basic import SGD, Adafactor, Adam, AdamW, Momentum, OptimizerPart
 from odtlab.recipes.optim.in_backward import FusedBackwardOptimizer, UpdateInBackward
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Momentum",
     "Adam",
     "AdamW",
+    "Adafactor",
     "Adam8bit",
     "BlockwiseAdam8bit",
     "UpdateInBackward",

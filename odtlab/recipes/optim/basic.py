@@ -1,4 +1,4 @@
-"""Optimizer parts: :class:`SGD`, :class:`Momentum`, :class:`Adam`, :class:`AdamW`.
+"""Optimizer parts: :class:`SGD`, :class:`Momentum`, :class:`Adam`, :class:`AdamW`, :class:`Adafactor`.
 
 A recipe has at most one; without one it trains with ``SGD(lr=0.05)``.
 The optimizer matters for memory because of its *state*, kept for every
@@ -10,6 +10,10 @@ trainable parameter ``p`` from the first ``step()`` on (fp32):
 ``Adam()``          ``exp_avg`` and ``exp_avg_sq``: ``2 * p.nbytes``, plus a
                     4-byte ``step`` counter per parameter *tensor*
 ``AdamW()``         the same as Adam
+``Adafactor()``     a *factored* second moment: for a tensor of shape
+                    ``(..., m, n)`` one row (``... x m``) and one column
+                    (``... x n``) statistic instead of ``m x n`` values; no
+                    first moment. 1-D tensors keep a full second moment.
 ==================  =========================================================
 
 :meth:`Recipe.memory_report` measures the state by building this very
@@ -28,7 +32,7 @@ import torch
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import RecipePart, check_positive_float, register_kind
 
-__all__ = ["OptimizerPart", "SGD", "Momentum", "Adam", "AdamW"]
+__all__ = ["OptimizerPart", "SGD", "Momentum", "Adam", "AdamW", "Adafactor"]
 
 
 class OptimizerPart(RecipePart, ABC):
@@ -174,6 +178,58 @@ class AdamW(Adam):
     def build(self, params: Iterable[Any], *, foreach: bool | None = None) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
             params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
+            foreach=foreach,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Adafactor(OptimizerPart):
+    """Adafactor (Shazeer and Stern, ICML 2018): Adam's scaling with a factored second moment.
+
+    A weight matrix of ``m x n`` numbers keeps ``m + n`` second-moment
+    statistics instead of ``m x n``, and no first moment: for a transformer's
+    linear layers the optimizer state almost disappears. PyTorch's
+    ``torch.optim.Adafactor`` factors the *last two* dimensions of every
+    tensor, so a 1x1 convolution weight ``(out, in, 1, 1)`` keeps two full
+    ``out x in`` statistics, more than Adam's two moments of the same size
+    would suggest; measure before you choose (chapter "Phones").
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, 1e-2 by default (PyTorch's); Adafactor scales each
+        step by the parameter's size, so it is larger than Adam's.
+    beta2_decay : float
+        Decay exponent of the second-moment average (PyTorch's ``-0.8``).
+    weight_decay : float
+        Decoupled weight decay.
+
+    Examples
+    --------
+    >>> Adafactor().name
+    'adafactor'
+    """
+
+    lr: float = 1e-2
+    beta2_decay: float = -0.8
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_positive_float("Adafactor", "lr", self.lr)
+        check_positive_float("Adafactor", "weight_decay", self.weight_decay, zero=True)
+        if not isinstance(self.beta2_decay, (int, float)) or not self.beta2_decay < 0:
+            raise InvalidRecipe(
+                f"Adafactor(beta2_decay={self.beta2_decay!r}): give a negative number such as "
+                "-0.8 (the second-moment decay is 1 - step ** beta2_decay)"
+            )
+
+    @property
+    def name(self) -> str:
+        return "adafactor"
+
+    def build(self, params: Iterable[Any], *, foreach: bool | None = None) -> torch.optim.Optimizer:
+        return torch.optim.Adafactor(
+            params, lr=self.lr, beta2_decay=self.beta2_decay, weight_decay=self.weight_decay,
             foreach=foreach,
         )  # fmt: skip
 
