@@ -346,3 +346,13 @@ def test_timeline_peak_under_autocast_is_within_a_fifth_of_the_profiler() -> Non
     predicted = profile(model, batch, recipe).totals["peak"]
     real = profiled_recipe_peak(recipe, model, batch)
     assert abs(predicted - real) <= 0.20 * real, (predicted, real)
+
+
+def test_fp16_without_loss_scaling_has_no_scaler_and_its_own_name():
+    plain = MixedPrecision("fp16", loss_scaling=False)
+    scaled = MixedPrecision("fp16")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    assert plain.scaler(opt) is None and isinstance(scaled.scaler(opt), torch.amp.GradScaler)
+    assert Recipe(plain).name == "full+fp16-unscaled" and Recipe(scaled).name == "full+fp16"
+    with pytest.raises(InvalidRecipe, match="loss_scaling"):
+        MixedPrecision("fp16", loss_scaling="no")

@@ -56,6 +56,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from odtlab.errors import InvalidRecipe
 from odtlab.recipes.base import RecipePart, check_choice, register_kind
 
 __all__ = ["PrecisionPart", "MixedPrecision", "DTYPES", "model_device_type"]
@@ -121,6 +122,9 @@ class MixedPrecision(PrecisionPart):
     dtype : {"bf16", "fp16"}
         The 16-bit format of the forward pass; ``"fp16"`` adds a
         :class:`torch.amp.GradScaler`.
+    loss_scaling : bool, default True
+        ``False`` trains fp16 without the scaler, to see what it is for
+        (gradients under about 6e-8 become 0). bf16 never scales.
 
     Examples
     --------
@@ -137,13 +141,18 @@ class MixedPrecision(PrecisionPart):
     """
 
     dtype: str = "bf16"
+    loss_scaling: bool = True
 
     def __post_init__(self) -> None:
         check_choice("MixedPrecision", "dtype", self.dtype, tuple(DTYPES))
+        if not isinstance(self.loss_scaling, bool):
+            raise InvalidRecipe(
+                f"MixedPrecision(loss_scaling={self.loss_scaling!r}): give True or False"
+            )
 
     @property
     def name(self) -> str:
-        return self.dtype
+        return self.dtype if self.loss_scaling or self.dtype != "fp16" else "fp16-unscaled"
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -163,7 +172,7 @@ class MixedPrecision(PrecisionPart):
 
     def scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler | None:
         """The loss scaler of ``optimizer`` (fp16 only; ``None`` for bf16)."""
-        if self.dtype != "fp16":
+        if self.dtype != "fp16" or not self.loss_scaling:
             return None
         if optimizer not in _SCALERS:
             params = [p for g in optimizer.param_groups for p in g["params"]]
