@@ -1,3 +1,46 @@
-"""odtlab.fl."""
+"""odtlab.fl: federated learning, many devices running recipes under a server strategy.
 
-__all__: list[str] = []
+* :class:`Client`: one device, its own data, a recipe; ``fit`` trains locally.
+* Strategies (:mod:`odtlab.fl.strategies`): :class:`FedAvg`, :class:`FedProx`,
+  :class:`FedAvgM`, :class:`FedAdam`, each ``aggregate(global_params, results)``.
+* :func:`run_federation`: the plain engine, rounds of sampled clients with
+  fit checks, deadlines, rejected updates and simulated fleet time.
+* The server's arithmetic as pure functions: :func:`weighted_mean`,
+  :func:`check_update`.
+
+Partitions of a data set among clients are :func:`odtlab.data.partition`
+and :func:`odtlab.data.split_by_user`.
+"""
+
+from odtlab.fl.aggregate import check_update, weighted_mean
+from odtlab.fl.client import Client, ClientResult
+from odtlab.fl.errors import InvalidUpdate, UnknownStrategy
+from odtlab.fl.simulation import FederatedRun, RoundRecord, run_federation
+from odtlab.fl.strategies import (
+    STRATEGIES,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedProx,
+    Strategy,
+    get_strategy,
+)
+
+__all__ = [
+    "Client",
+    "ClientResult",
+    "Strategy",
+    "FedAvg",
+    "FedProx",
+    "FedAvgM",
+    "FedAdam",
+    "STRATEGIES",
+    "get_strategy",
+    "run_federation",
+    "FederatedRun",
+    "RoundRecord",
+    "weighted_mean",
+    "check_update",
+    "InvalidUpdate",
+    "UnknownStrategy",
+]

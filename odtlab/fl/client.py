@@ -1,0 +1,214 @@
+"""A federated client: one device with its own data, training with a recipe.
+
+A :class:`Client` is what one phone or microcontroller brings to a
+federation: its local data set, the :class:`~odtlab.recipes.Recipe` it can
+afford, and the simulated device it runs on. Each round it receives the
+global parameters and a configuration, trains locally with the library's
+own training step (``recipe.train_step``: the recipe's trainable set,
+optimizer and precision), and sends back a :class:`ClientResult` with the
+parameters it trained and what the round cost the device.
+
+Costs come from the same code as everywhere in the course: the memory of
+one local step from :func:`odtlab.train.profile` (measured once per client),
+the time and energy of the local steps from the device simulator, the upload
+time from the update's bytes over ``device.uplink_bytes_per_s``.
+
+Examples
+--------
+>>> from odtlab import data, models, recipes
+>>> digits = data.digits("train")
+>>> client = Client("phone-0", torch.utils.data.Subset(digits, range(64)),
+...                 recipes.Recipe(recipes.LastLayer()), "phone-mid")
+>>> net = models.mlp(seed=0)
+>>> result = client.fit(net, net.state_dict(), {}, batch_size=32)
+>>> sorted(result.params), result.num_examples
+(['classifier.bias', 'classifier.weight'], 64)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from odtlab import devices
+from odtlab.data import loader
+from odtlab.errors import InvalidRecipe
+from odtlab.recipes import Recipe
+from odtlab.train import cost, default_recipe, profile
+
+__all__ = ["Client", "ClientResult"]
+
+
+@dataclass(frozen=True)
+class ClientResult:
+    """What a client sends back after a round, and what the round cost it.
+
+    Attributes
+    ----------
+    client : str
+    params : dict of str to Tensor
+        The parameters the client trained (and its float buffers, such as
+        BatchNorm running statistics), by the global model's names.
+    num_examples : int
+        Examples it trained on (its data set size times the local epochs).
+    loss : float
+        Mean training loss of its last local epoch.
+    steps : int
+        Local optimizer steps.
+    compute_s, energy_j : float
+        Simulated time and energy of the local steps on its device (0 without one).
+    upload_bytes : int
+        Bytes of ``params``.
+    upload_s : float
+        ``upload_bytes / uplink_bytes_per_s`` of its device (0 without one).
+    """
+
+    client: str
+    params: dict[str, torch.Tensor]
+    num_examples: int
+    loss: float
+    steps: int
+    compute_s: float = 0.0
+    energy_j: float = 0.0
+    upload_bytes: int = 0
+    upload_s: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Simulated time of the round on this client: local training plus upload."""
+        return self.compute_s + self.upload_s
+
+
+def _proximal(loss_fn: Any, net: nn.Module, anchors: Mapping[str, torch.Tensor], mu: float) -> Any:
+    """FedProx's loss: the task loss plus ``mu / 2 * ||w - w_global||^2`` over trained weights."""
+    params = [(p, anchors[n]) for n, p in net.named_parameters() if p.requires_grad]
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        task = loss_fn(outputs, targets)
+        return task + 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in params)
+
+    return loss
+
+
+@dataclass
+class Client:
+    """One device of a federation.
+
+    Parameters
+    ----------
+    id : str
+        A name for reports and errors.
+    data : Dataset
+        The client's own ``(x, y)`` examples; they never leave it.
+    recipe : Recipe
+        How it trains (default: full training with ``SGD(lr=0.05)``). The
+        recipe must keep the model's parameter names (trainable-set,
+        optimizer and precision parts do; parts that restructure the model,
+        such as LoRA or sparse update, are not supported by federations yet).
+    device : str, DeviceProfile or None
+        Its simulated device, for the fit check and the costs.
+    """
+
+    id: str
+    data: Dataset
+    recipe: Recipe = field(default_factory=default_recipe)
+    device: str | devices.DeviceProfile | None = None
+    _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.data) == 0:  # type: ignore[arg-type]
+            raise ValueError(f"client {self.id!r} has no data; give every client at least one example")
+        if self.device is not None:
+            self.device = devices.get(self.device)
+
+    def fit(
+        self,
+        model: nn.Module,
+        global_params: Mapping[str, torch.Tensor],
+        config: Mapping[str, Any],
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> ClientResult:
+        """Train a copy of ``model`` loaded with ``global_params`` for ``epochs`` local epochs.
+
+        ``config`` is the strategy's ``configure(round)``; ``proximal_mu``
+        adds FedProx's term. ``model`` itself is not changed.
+
+        Raises
+        ------
+        DoesNotFit
+            When one local step does not fit the client's device (checked
+            before any training).
+        InvalidRecipe
+            When the recipe renames the model's parameters.
+        """
+        batches = loader(self.data, batch_size, shuffle=True, seed=seed)
+        step_s, step_j = self._step_cost(model, next(iter(batches)))
+        net = copy.deepcopy(model)
+        net.load_state_dict(dict(global_params))
+        names = {n for n, _ in net.named_parameters()}
+        net = self.recipe.prepare(net)
+        if {n for n, _ in net.named_parameters()} != names:
+            raise InvalidRecipe(
+                f"client {self.id!r}: recipe {self.recipe.name!r} changes the model's parameters, "
+                "so its update would not match the global model; federate with trainable-set "
+                "parts (Full, LastLayer, BiasOnly, Freeze), optimizers and precision parts"
+            )
+        mu = float(config.get("proximal_mu", 0.0))
+        loss_fn: Any = torch.nn.functional.cross_entropy
+        if mu > 0:
+            anchors = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
+            loss_fn = _proximal(loss_fn, net, anchors, mu)
+        opt = self.recipe.make_optimizer(net.parameters())
+        net.train()
+        steps, losses = 0, []
+        with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded, private state
+            torch.manual_seed(seed)
+            for _ in range(epochs):
+                losses = []
+                for xb, yb in batches:
+                    losses.append(self.recipe.train_step(net, xb, yb, loss_fn, opt))
+                    steps += 1
+        trained = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
+        trained.update(
+            {n: b.detach().clone() for n, b in net.named_buffers() if b.is_floating_point()}
+        )
+        upload = sum(t.numel() * t.element_size() for t in trained.values())
+        uplink = self.device.uplink_bytes_per_s if isinstance(self.device, devices.DeviceProfile) else 0
+        return ClientResult(
+            client=self.id,
+            params=trained,
+            num_examples=len(self.data) * epochs,  # type: ignore[arg-type]
+            loss=sum(losses) / max(len(losses), 1),
+            steps=steps,
+            compute_s=step_s * steps,
+            energy_j=step_j * steps,
+            upload_bytes=int(upload),
+            upload_s=float(upload / uplink) if uplink else 0.0,
+        )
+
+    def _step_cost(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+        """Seconds and joules of one local step on the device; the fit is checked here.
+
+        Measured once per client and model shape (every round trains the
+        same model on batches of the same size), with
+        :func:`odtlab.train.profile` and the device simulator.
+        """
+        if not isinstance(self.device, devices.DeviceProfile):
+            return 0.0, 0.0
+        key = (type(model).__name__, sum(p.numel() for p in model.parameters()), tuple(batch[0].shape))
+        if key not in self._costs:
+            report = profile(model, batch, self.recipe, self.device)
+            devices.check_fit(report, self.device)
+            job = cost.workload_from_report(report, steps=1, dtype=self.recipe.device_dtype)
+            sim = devices.simulate(job, self.device, check_memory=False)
+            self._costs[key] = (float(sim.total_time_s), float(sim.total_energy_j))
+        return self._costs[key]

@@ -1,0 +1,244 @@
+"""The plain federated engine: rounds of sampled clients, one after the other, in one process.
+
+:func:`run_federation` is the loop every federated system runs:
+
+1. the server samples clients for the round and sends them the global
+   parameters and the strategy's ``configure(round)``;
+2. each sampled client trains locally (:meth:`Client.fit`); a client whose
+   step does not fit its device, or who misses the round's deadline, drops
+   out; an update that fails :func:`~odtlab.fl.aggregate.check_update`
+   (NaN, wrong shape or key) is rejected with the client's id;
+3. the strategy aggregates the accepted results into new global parameters;
+   a round with no accepted result keeps the model and says so;
+4. the new model is evaluated on the test data.
+
+Time is the fleet's simulated time: a round lasts as long as its slowest
+accepted client (local steps plus upload). Bytes are counted both ways.
+
+Examples
+--------
+>>> from torch.utils.data import Subset
+>>> from odtlab import data, models
+>>> from odtlab.fl import FedAvg
+>>> train, test = data.digits("train"), data.digits("test")
+>>> parts = data.partition(train, 4, scheme="iid", seed=0)
+>>> clients = [Client(f"c{k}", Subset(train, p)) for k, p in enumerate(parts)]
+>>> run = run_federation(models.mlp(seed=0), clients, FedAvg(), rounds=3, test_data=test,
+...                      progress=False)
+>>> [r.round for r in run.rounds], run.final_accuracy > run.rounds[0].accuracy
+([1, 2, 3], True)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from odtlab.errors import DoesNotFit
+from odtlab.fl.aggregate import Params, check_update
+from odtlab.fl.client import Client, ClientResult
+from odtlab.fl.errors import InvalidUpdate
+from odtlab.fl.strategies import Strategy
+from odtlab.train import accuracy
+from odtlab.units import format_bytes
+
+__all__ = ["RoundRecord", "FederatedRun", "run_federation"]
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What happened in one round.
+
+    Attributes
+    ----------
+    round : int
+        1-based.
+    trained : tuple of str
+        Clients whose update was aggregated.
+    dropped : tuple of (str, str)
+        Clients that did not deliver, with the reason (does not fit, deadline).
+    rejected : tuple of (str, str)
+        Clients whose update was refused, with the reason.
+    model_kept : bool
+        True when no update was accepted and the global model stayed as it was.
+    loss : float or None
+        Example-weighted mean local training loss of the accepted clients.
+    accuracy : float or None
+        Test accuracy of the new global model (``None`` without test data).
+    bytes_down, bytes_up : int
+        Global parameters sent to the sampled clients; updates received.
+    seconds : float
+        Simulated duration: the slowest accepted client's local time plus upload.
+    energy_j : float
+        Simulated energy the clients spent training this round.
+    """
+
+    round: int
+    trained: tuple[str, ...]
+    dropped: tuple[tuple[str, str], ...]
+    rejected: tuple[tuple[str, str], ...]
+    model_kept: bool
+    loss: float | None
+    accuracy: float | None
+    bytes_down: int
+    bytes_up: int
+    seconds: float
+    energy_j: float
+
+
+@dataclass
+class FederatedRun:
+    """The report of :func:`run_federation`: one :class:`RoundRecord` per round, and the model."""
+
+    strategy: str
+    rounds: list[RoundRecord]
+    params: Params = field(repr=False)
+
+    @property
+    def final_accuracy(self) -> float | None:
+        """Test accuracy after the last round (``None`` without test data)."""
+        return self.rounds[-1].accuracy if self.rounds else None
+
+    @property
+    def fleet_seconds(self) -> list[float]:
+        """Simulated time at the end of each round, from the start."""
+        out, t = [], 0.0
+        for r in self.rounds:
+            t += r.seconds
+            out.append(t)
+        return out
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per round (for ``pandas.DataFrame``)."""
+        return [
+            {
+                "round": r.round, "clients": len(r.trained), "dropped": len(r.dropped),
+                "rejected": len(r.rejected), "loss": r.loss, "accuracy": r.accuracy,
+                "MB up": r.bytes_up / 1e6, "MB down": r.bytes_down / 1e6, "seconds": r.seconds,
+                "fleet seconds": t, "energy J": r.energy_j, "model kept": r.model_kept,
+            }
+            for r, t in zip(self.rounds, self.fleet_seconds, strict=True)
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        lines = [f"{self.strategy}: {len(self.rounds)} rounds"]
+        for r in self.rounds:
+            acc = "   -  " if r.accuracy is None else f"{100 * r.accuracy:5.1f}%"
+            note = " model kept (no update accepted)" if r.model_kept else ""
+            lines.append(
+                f"  round {r.round:3d}: {len(r.trained):3d} clients, accuracy {acc}, up "
+                f"{format_bytes(r.bytes_up)}, {r.seconds:.2f} s{note}"
+            )
+        return "\n".join(lines)
+
+
+def _bytes(params: Params) -> int:
+    return sum(t.numel() * t.element_size() for t in params.values())
+
+
+def run_federation(
+    model: nn.Module,
+    clients: Sequence[Client],
+    strategy: Strategy,
+    *,
+    rounds: int,
+    clients_per_round: int | None = None,
+    local_epochs: int = 1,
+    batch_size: int = 32,
+    deadline_s: float | None = None,
+    test_data: Dataset | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> FederatedRun:
+    """Federate ``model`` over ``clients`` for ``rounds`` rounds under ``strategy``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The starting global model (not changed; the result holds the final parameters).
+    clients : sequence of Client
+    strategy : Strategy
+        ``FedAvg()``, ``FedProx(mu)``, ... (:mod:`odtlab.fl.strategies`).
+    rounds : int
+    clients_per_round : int or None
+        Clients sampled each round, uniformly without replacement (seeded);
+        ``None``: all.
+    local_epochs, batch_size : int
+        Each client's local work per round.
+    deadline_s : float or None
+        Simulated seconds a client may take (training plus upload); slower
+        clients are dropped as stragglers. Needs clients with devices.
+    test_data : Dataset or None
+        Evaluated after every round.
+    seed : int
+        Seeds the sampling and every client's local run.
+
+    Returns
+    -------
+    FederatedRun
+    """
+    for name, value in (("rounds", rounds), ("local_epochs", local_epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"run_federation({name}={value!r}): give an int >= 1")
+    if not clients:
+        raise ValueError("run_federation needs at least one client")
+    ids = [c.id for c in clients]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"client ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
+    per_round = len(clients) if clients_per_round is None else clients_per_round
+    if isinstance(per_round, bool) or not isinstance(per_round, int) or not 1 <= per_round <= len(clients):
+        raise ValueError(f"clients_per_round={clients_per_round!r}: give an int in 1..{len(clients)} or None")
+    sampler = torch.Generator().manual_seed(seed)
+    global_params: Params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    evaluator = copy.deepcopy(model)
+    records = []
+    for rnd in tqdm(range(1, rounds + 1), desc=strategy.summary(), disable=not progress):
+        order = torch.randperm(len(clients), generator=sampler)[:per_round].tolist()
+        config = strategy.configure(rnd)
+        accepted: list[ClientResult] = []
+        dropped, rejected = [], []
+        for k in sorted(order):
+            client = clients[k]
+            try:
+                result = client.fit(model, global_params, config, epochs=local_epochs,
+                                    batch_size=batch_size, seed=seed * 1_000_003 + rnd * 1_009 + k)  # fmt: skip
+            except DoesNotFit as err:
+                dropped.append((client.id, f"does not fit its device: {str(err).splitlines()[0]}"))
+                continue
+            if deadline_s is not None and result.seconds > deadline_s:
+                dropped.append((client.id, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
+                continue
+            try:
+                check_update(global_params, result.params, result.num_examples, client.id)
+            except InvalidUpdate as err:
+                rejected.append((client.id, str(err)))
+                continue
+            accepted.append(result)
+        if accepted:
+            global_params = strategy.aggregate(global_params, [(r.params, r.num_examples) for r in accepted])
+        n = sum(r.num_examples for r in accepted)
+        acc = None
+        if test_data is not None:
+            evaluator.load_state_dict(global_params)
+            acc = accuracy(evaluator, test_data)
+        records.append(RoundRecord(
+            round=rnd,
+            trained=tuple(r.client for r in accepted),
+            dropped=tuple(dropped),
+            rejected=tuple(rejected),
+            model_kept=not accepted,
+            loss=sum(r.loss * r.num_examples for r in accepted) / n if accepted else None,
+            accuracy=acc,
+            bytes_down=_bytes(global_params) * len(order),
+            bytes_up=sum(r.upload_bytes for r in accepted),
+            seconds=max((r.seconds for r in accepted), default=0.0),
+            energy_j=sum(r.energy_j for r in accepted),
+        ))  # fmt: skip
+    return FederatedRun(strategy=strategy.summary(), rounds=records, params=global_params)
