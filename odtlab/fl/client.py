@@ -37,12 +37,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from odtlab import devices
-from odtlab.data import loader
+from odtlab.data import as_tensors
 from odtlab.errors import InvalidRecipe
 from odtlab.recipes import Recipe
 from odtlab.train import cost, default_recipe, profile
 
-__all__ = ["Client", "ClientResult"]
+__all__ = ["Client", "ClientResult", "local_batches"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,16 @@ class ClientResult:
     def seconds(self) -> float:
         """Simulated time of the round on this client: local training plus upload."""
         return self.compute_s + self.upload_s
+
+
+def local_batches(n: int, batch_size: int, epochs: int, seed: int) -> list[list[torch.Tensor]]:
+    """The example indices of every local step: ``out[epoch][step]``, a fresh seeded order each epoch.
+
+    Every engine (the loop here, the vectorized one) trains on exactly these batches,
+    so they give the same result.
+    """
+    g = torch.Generator().manual_seed(seed)
+    return [list(torch.randperm(n, generator=g).split(batch_size)) for _ in range(epochs)]
 
 
 def _proximal(loss_fn: Any, net: nn.Module, anchors: Mapping[str, torch.Tensor], mu: float) -> Any:
@@ -150,8 +160,8 @@ class Client:
         InvalidRecipe
             When the recipe renames the model's parameters.
         """
-        batches = loader(self.data, batch_size, shuffle=True, seed=seed)
-        step_s, step_j = self._step_cost(model, next(iter(batches)))
+        x, y = as_tensors(self.data)
+        step_s, step_j = self._step_cost(model, (x[:batch_size], y[:batch_size]))
         net = copy.deepcopy(model)
         net.load_state_dict(dict(global_params))
         names = {n for n, _ in net.named_parameters()}
@@ -172,10 +182,10 @@ class Client:
         steps, losses = 0, []
         with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded, private state
             torch.manual_seed(seed)
-            for _ in range(epochs):
+            for epoch in local_batches(len(y), batch_size, epochs, seed):
                 losses = []
-                for xb, yb in batches:
-                    losses.append(self.recipe.train_step(net, xb, yb, loss_fn, opt))
+                for index in epoch:
+                    losses.append(self.recipe.train_step(net, x[index], y[index], loss_fn, opt))
                     steps += 1
         trained = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
         trained.update(
