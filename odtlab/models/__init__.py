@@ -42,13 +42,13 @@ from odtlab.models.mcunet import (
 )
 from odtlab.models.mlp import mlp
 from odtlab.models.mobilenetv2 import MOBILENETV2_BLOCKS, MobileNetV2, mobilenetv2
+from odtlab.models.pretrained import available_pretrained, pretrained, pretrained_info
 from odtlab.models.proxyless import (
     PROXYLESS_MOBILE_BLOCKS,
     ProxylessNASMobile,
     WSConv2d,
     proxylessnas_mobile,
 )
-from odtlab.models.pretrained import available_pretrained, pretrained, pretrained_info
 from odtlab.models.resnet import Bottleneck, ResNet, resnet50
 from odtlab.models.transformer import Attention, TinyTransformer, TransformerBlock, tiny_transformer
 from odtlab.models.zoo import ZOO, available, build, count_parameters, example_batch
