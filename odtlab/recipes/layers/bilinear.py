@@ -7,6 +7,8 @@ Written as matrix products (``A_h @ x @ A_w.T``) rather than
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from odtlab.recipes.base import check_positive_int
@@ -40,6 +42,15 @@ def bilinear_matrix(
     """
     check_positive_int("bilinear_matrix", "out_size", out_size)
     check_positive_int("bilinear_matrix", "in_size", in_size)
+    return _matrix(out_size, in_size).to(device=device, dtype=dtype, copy=True)
+
+
+@lru_cache(maxsize=256)
+def _matrix(out_size: int, in_size: int) -> torch.Tensor:
+    """The float64 CPU matrix, computed once per size pair (a pure function, memoised:
+    every forward of a lite residual asks for the same few sizes, and on ``meta`` the dozen
+    small operations that build it cost more than the branch). Never handed out itself:
+    :func:`bilinear_matrix` returns a converted copy."""
     rows = torch.arange(out_size, dtype=torch.float64)
     src = ((rows + 0.5) * (in_size / out_size) - 0.5).clamp(min=0.0)
     low = src.floor().long().clamp(max=in_size - 1)
@@ -48,4 +59,4 @@ def bilinear_matrix(
     matrix = torch.zeros(out_size, in_size, dtype=torch.float64)
     matrix.index_put_((rows.long(), low), 1.0 - frac, accumulate=True)
     matrix.index_put_((rows.long(), high), frac, accumulate=True)
-    return matrix.to(device=device, dtype=dtype)
+    return matrix
