@@ -323,7 +323,7 @@ def lin2022_sparse_update(*, workers: int = 1) -> list[PaperComparison]:
         # engine's ratio (the paper measured its engine), so ratio= is a ratio of ratios.
         PaperComparison(
             "256kb/SRAM full-over-sparse(100KB scheme) mcunet-5fps r128 b1 "
-            "(x, paper 7-9 measured on STM32F746; ours: engine peak less flash weights)",
+            "(x, paper 7-9 measured on STM32F746 by its engine, ours our engine less flash weights)",
             8,
             full["sram"] / sparse["sram"],
             full["pytorch sram"] / sparse["pytorch sram"],
