@@ -109,12 +109,9 @@ class PaperComparison:
         """``<name>: paper=<x> ours=<y> ratio=<y/x>``, then `` measured=<m> engine=<e>`` if known."""
         text = f"{self.name}: paper={self.paper:g} ours={self.ours:.2f} ratio={self.ratio:.2f}"
         if self.measured is not None or self.engine is not None:
-            text += f" measured={_fmt(self.measured)} engine={_fmt(self.engine)}"
+            m, e = ("n/a" if v is None else f"{v:.2f}" for v in (self.measured, self.engine))
+            text += f" measured={m} engine={e}"
         return text
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _meta_batch(batch: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,27 +172,14 @@ def tinytl_table2(*, workers: int = 1) -> list[PaperComparison]:
     """TinyTL's Table 2 training memory against ours, method by method (chapter 3).
 
     Source: Cai et al., "TinyTL: Reduce Memory, Not Parameters for Efficient
-    On-Device Learning", NeurIPS 2020, Table 2, "Train. Mem." column
-    (ProxylessNAS-Mobile, batch 8, 224 x 224 and one row at 320 x 320);
-    counting rules from the reference code (``mit-han-lab/tinyml``,
-    ``tinytl/utils/memory_cost_profiler.py``, called by ``tinytl_fgvc_train.py``
-    with 32-bit activations, 32-bit trained and 8-bit frozen parameters).
-
-    Ours: each method of ``odtlab.recipes.tinytl_methods(SGD(), paper=True)``
-    on ProxylessNAS-Mobile with GroupNorm and a 102-class head, batch 8,
-    analysed on ``meta`` with ``accounting="tinytl"``; ``measured`` and
-    ``engine`` are the whole step's peak under ``accounting="pytorch"`` and
-    ``"engine"`` (plain SGD, no optimizer state).
-
-    Parameters
-    ----------
-    workers : int, default 1
-        Processes that share the 21 analyses (2 halves the time on two cores).
-
-    Returns
-    -------
-    list of PaperComparison
-        One row per line of Table 2, unit MB (10^6 bytes).
+    On-Device Learning", NeurIPS 2020, Table 2, "Train. Mem." column; rules of
+    the reference's ``tinytl/utils/memory_cost_profiler.py`` (``mit-han-lab/tinyml``)
+    as ``tinytl_fgvc_train.py`` calls it (32-bit activations and trained, 8-bit
+    frozen parameters). Ours: ``odtlab.recipes.tinytl_methods(SGD(), paper=True)``
+    on ProxylessNAS-Mobile (GroupNorm, 102 classes), batch 8, on ``meta``, with
+    ``accounting="tinytl"``; ``measured`` and ``engine``: the step's peak under
+    ``"pytorch"`` and ``"engine"`` (plain SGD). ``workers`` processes share the
+    21 analyses. Returns one row per line of Table 2, unit MB (10^6 bytes).
     """
     backbone = models.proxylessnas_mobile(num_classes=102, norm="group", device="meta")
     methods = R.tinytl_methods(R.SGD(), paper=True)
@@ -247,21 +231,14 @@ def tinytl_figure1() -> list[PaperComparison]:
 
 # ---- On-Device Training Under 256KB Memory (Lin et al., NeurIPS 2022, lin2022ondevice) ----
 #
-# The model is MCUNet-5FPS (``models.mcunet(blocks="mcunet-5fps")``, random weights) at
-# 128x128 (tiny-training's ``image_size: 128``), batch 1, the Flowers head (102 classes, as
-# in tiny-training's ``algorithm/scripts/sparse_update.sh``), BatchNorm folded (the
-# SparseUpdate part folds it), SGD without momentum (the paper's main results).
-#
-# * "ours" for the two schemes: the reference's own count (``accounting="256kb"``,
-#   ``nelem_saved_for_backward`` in ``algorithm/core/utils/partial_backward.py``): 1-bit
-#   masks, kept input channels in 8 bits, updated weights in 8 bits, biases in 32 bits.
-# * "measured": what PyTorch keeps for backward (``totals["activations"]``, fp32).
-# * "engine": the engine's kept activations (8-bit, 1-bit masks) plus the updated weights
-#   in int8 and biases in 32 bits, updated in place during backward ("int8 in place").
-# * The "7-9x" line is a ratio of ratios: the paper *measured* peak SRAM on the STM32F746
-#   with its Tiny Training Engine; ours is our engine's whole-step peak less the frozen
-#   int8 weights (read from flash), full over sparse. The engine's in-place memory
-#   planning (reusing the forward's buffers in backward) is what we cannot simulate.
+# MCUNet-5FPS (random weights) at 128x128 (tiny-training's ``image_size: 128``), batch 1,
+# 102 classes (``algorithm/scripts/sparse_update.sh``), BatchNorm folded, SGD without
+# momentum. "ours": the reference's own count (``accounting="256kb"``); "measured": what
+# PyTorch keeps for backward (fp32); "engine": the engine's kept activations plus the
+# updated weights in int8 and biases in 32 bits, updated in place ("int8 in place"). The
+# "7-9x" line is a ratio of ratios: the paper *measured* peak SRAM on the STM32F746 with its
+# engine; ours is our engine's peak less the frozen int8 weights (read from flash). What we
+# cannot simulate is that engine's in-place memory planning (reusing forward buffers).
 
 
 def _sparse_memory(totals: dict[str, dict[str, int]], recipe: R.Recipe, model: nn.Module) -> dict:

@@ -60,7 +60,7 @@ Examples
 >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
 >>> mem = tinytl_memory(net, torch.empty(2, 3, 8, 8, device="meta"))
 >>> mem.parameter_bytes, mem.activation_peak_bytes   # 112 trained params; conv: 768 + 1024 B
-(448, 1792)
+(448, 1792.0)
 """
 
 from __future__ import annotations

@@ -298,7 +298,7 @@ def paper_kernel_sizes(strides: list[int], kernel_size: int = 5) -> list[int]:
     Examples
     --------
     >>> paper_kernel_sizes([2, 1, 2, 2, 2, 1, 1])
-    [5, 5, 5, 5, 3, 1, 1]
+    [5, 5, 5, 5, 5, 3, 3]
     """
     size, kernels = PAPER_REFERENCE_RESOLUTION, []
     for stride in strides:
