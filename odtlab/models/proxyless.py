@@ -78,7 +78,7 @@ CHANNELS_PER_GROUP = 8  # TinyTL, Section 4.1: "the number of channels per group
 
 
 class WSConv2d(nn.Conv2d):
-    """A ``Conv2d`` with weight standardisation (Qiao et al., 2019), as TinyTL trains it.
+    """A ``Conv2d`` with weight standardisation (Qiao et al., 2019, ``qiao2019weight``), as in TinyTL.
 
     Each output channel's weight is standardised (mean 0, standard deviation
     1 over its ``in / groups x k x k`` entries, ``eps`` added to the standard

@@ -77,11 +77,13 @@ from odtlab.recipes.activations.microbatch import (
 )
 from odtlab.train.recompute import SegmentMemory, probe_segments, with_recompute
 
-__all__ = ["RecipeMemoryReport", "profile", "profiled_recipe_peak", "default_recipe", "ACCOUNTINGS"]
+__all__ = ["RecipeMemoryReport", "profile", "profiled_recipe_peak", "default_recipe", "ACCOUNTINGS",
+           "STEP_ACCOUNTINGS"]
 
 #: How memory is counted: what PyTorch keeps, what a memory-optimised engine keeps, or what
 #: a paper counts under its own rules (TinyTL's profiler, the 256 KB paper's sparse update).
-ACCOUNTINGS = ("pytorch", "engine", *PAPER_RULES)
+STEP_ACCOUNTINGS = ("pytorch", "engine")  # those that model a whole step (Trainer's choices)
+ACCOUNTINGS = (*STEP_ACCOUNTINGS, *PAPER_RULES)
 
 
 def default_recipe() -> Recipe:
