@@ -10,7 +10,8 @@ docstrings cite the paper, version and table of every figure and state every
 assumption of ours. This script prints them all, in the order of
 ``odtlab.papers.PAPERS``.
 
-Run: ``python benchmarks/papers.py`` (two worker processes share the analyses).
+Run: ``python benchmarks/papers.py`` (one worker process per core, at most 8, share the
+analyses).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import odtlab as odt
 
 
 def main() -> None:
-    workers = min(2, os.cpu_count() or 1)
+    workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     for comparison in odt.papers.all_comparisons(workers=workers):
         print(comparison.line(), flush=True)
 

@@ -160,14 +160,14 @@ def _same_shape(x: torch.Tensor) -> torch.Tensor:
 def _one_image_on_meta(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
     """A private copy of ``model`` on ``meta`` (flags kept) and a one-image input.
 
-    Only shapes matter to the rules, so the copy's norm layers, which keep the
-    shape, skip their arithmetic (on ``meta`` each costs milliseconds).
+    Only shapes matter to the rules, so the copy's norm layers and activations,
+    which keep the shape, skip their arithmetic (on ``meta`` each costs milliseconds).
     """
     net = copy.deepcopy(model).to("meta").eval()
     for (_, p), (_, q) in zip(model.named_parameters(), net.named_parameters(), strict=True):
         q.requires_grad_(p.requires_grad)
     for m in net.modules():
-        if isinstance(m, _NORMS):
+        if isinstance(m, (*_NORMS, *_RELUS, *_SMOOTH)):
             m.forward = _same_shape  # type: ignore[method-assign]
     return net, torch.empty((1, *example.shape[1:]), dtype=example.dtype, device="meta")
 
