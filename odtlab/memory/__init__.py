@@ -40,6 +40,8 @@ AdaptiveAvgPool2d(1)            nothing (it is a mean)
 Dropout (train, p > 0)          mask, same dtype as the input
 Flatten, views, residual add    nothing
 LayerNorm                       input + mean + rstd (one float per row)
+GroupNorm                       input + mean + rstd (one float per sample
+                                and group)
 Embedding                       indices, only if the table is trainable
 a @ b (attention)               operands, copied when split heads are
                                 not viewable as a 3-D batch
