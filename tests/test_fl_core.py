@@ -223,3 +223,40 @@ def test_a_recipe_that_renames_parameters_is_refused():
     net = models.mlp(seed=0)
     with pytest.raises(InvalidRecipe, match="changes the model"):
         c.fit(net, net.state_dict(), {})
+
+
+@pytest.mark.parametrize("strategy", [FedAvg(), FedProx(mu=0.1)], ids=["fedavg", "fedprox"])
+def test_the_vectorized_engine_gives_the_loops_result(strategy):
+    train, test = data.digits("train"), data.digits("test")
+    parts = data.partition(train, 6, scheme="dirichlet", alpha=0.5, seed=1)
+    recipe = R.Recipe(R.SGD(lr=0.1, weight_decay=1e-4))
+    clients = [Client(f"c{k}", Subset(train, p), recipe) for k, p in enumerate(parts)]
+    assert len({len(p) for p in parts}) > 1  # unequal clients: padding and masking are exercised
+    runs = {engine: run_federation(models.mlp(seed=0), clients, copy.deepcopy(strategy), rounds=3,
+                                   clients_per_round=4, local_epochs=2, batch_size=16, test_data=test,
+                                   seed=2, engine=engine, progress=False)
+            for engine in ("loop", "vectorized")}  # fmt: skip
+    loop, vec = runs["loop"], runs["vectorized"]
+    assert [r.trained for r in loop.rounds] == [r.trained for r in vec.rounds]
+    for key in loop.params:
+        assert torch.allclose(loop.params[key], vec.params[key], atol=1e-5), key
+    for a, b in zip(loop.rounds, vec.rounds, strict=True):
+        assert a.loss == pytest.approx(b.loss, abs=1e-5) and a.accuracy == b.accuracy
+        assert a.bytes_up == b.bytes_up
+
+
+def test_the_vectorized_engine_names_what_it_cannot_do():
+    train = data.digits("train")
+    subset = Subset(train, range(64))
+    mlp = models.mlp(seed=0)
+    for recipe, message in [(R.Recipe(R.Adam()), "plain SGD"), (R.Recipe(R.Momentum()), "plain SGD"),
+                            (R.Recipe(R.MicroBatch(2)), "trainable-set and SGD parts")]:  # fmt: skip
+        with pytest.raises(InvalidRecipe, match=message):
+            run_federation(mlp, [Client("a", subset, recipe)], FedAvg(), rounds=1, engine="vectorized",
+                           progress=False)  # fmt: skip
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 10))  # fmt: skip
+    with pytest.raises(InvalidRecipe, match="GroupNorm"):
+        run_federation(cnn, [Client("a", subset)], FedAvg(), rounds=1, engine="vectorized", progress=False)
+    with pytest.raises(ValueError, match="engine="):
+        run_federation(mlp, [Client("a", subset)], FedAvg(), rounds=1, engine="ray", progress=False)

@@ -42,7 +42,7 @@ from odtlab.errors import InvalidRecipe
 from odtlab.recipes import Recipe
 from odtlab.train import cost, default_recipe, profile
 
-__all__ = ["Client", "ClientResult", "local_batches"]
+__all__ = ["Client", "ClientResult", "epoch_orders", "local_batches"]
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,19 @@ class ClientResult:
         return self.compute_s + self.upload_s
 
 
+def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
+    """A client's example order in each local epoch: a fresh seeded permutation of ``range(n)``."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randperm(n, generator=g) for _ in range(epochs)]
+
+
 def local_batches(n: int, batch_size: int, epochs: int, seed: int) -> list[list[torch.Tensor]]:
-    """The example indices of every local step: ``out[epoch][step]``, a fresh seeded order each epoch.
+    """The example indices of every local step: ``out[epoch][step]``, cut from :func:`epoch_orders`.
 
     Every engine (the loop here, the vectorized one) trains on exactly these batches,
     so they give the same result.
     """
-    g = torch.Generator().manual_seed(seed)
-    return [list(torch.randperm(n, generator=g).split(batch_size)) for _ in range(epochs)]
+    return [list(order.split(batch_size)) for order in epoch_orders(n, epochs, seed)]
 
 
 def _proximal(loss_fn: Any, net: nn.Module, anchors: Mapping[str, torch.Tensor], mu: float) -> Any:
@@ -161,7 +166,7 @@ class Client:
             When the recipe renames the model's parameters.
         """
         x, y = as_tensors(self.data)
-        step_s, step_j = self._step_cost(model, (x[:batch_size], y[:batch_size]))
+        step_s, step_j = self.step_cost(model, batch_size)
         net = copy.deepcopy(model)
         net.load_state_dict(dict(global_params))
         names = {n for n, _ in net.named_parameters()}
@@ -205,18 +210,24 @@ class Client:
             upload_s=float(upload / uplink) if uplink else 0.0,
         )
 
-    def _step_cost(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
-        """Seconds and joules of one local step on the device; the fit is checked here.
+    def step_cost(self, model: nn.Module, batch_size: int) -> tuple[float, float]:
+        """Simulated seconds and joules of one local step on the client's device (0 without one).
 
-        Measured once per client and model shape (every round trains the
-        same model on batches of the same size), with
-        :func:`odtlab.train.profile` and the device simulator.
+        Measured once per model and batch size (every round trains the same
+        model on batches of the same size), with :func:`odtlab.train.profile`
+        on the client's first ``batch_size`` examples and the device simulator.
+
+        Raises
+        ------
+        DoesNotFit
+            When the step does not fit the device's training memory.
         """
         if not isinstance(self.device, devices.DeviceProfile):
             return 0.0, 0.0
-        key = (type(model).__name__, sum(p.numel() for p in model.parameters()), tuple(batch[0].shape))
+        key = (type(model).__name__, sum(p.numel() for p in model.parameters()), batch_size)
         if key not in self._costs:
-            report = profile(model, batch, self.recipe, self.device)
+            x, y = as_tensors(self.data)
+            report = profile(model, (x[:batch_size], y[:batch_size]), self.recipe, self.device)
             devices.check_fit(report, self.device)
             job = cost.workload_from_report(report, steps=1, dtype=self.recipe.device_dtype)
             sim = devices.simulate(job, self.device, check_memory=False)

@@ -46,10 +46,13 @@ from odtlab.fl.aggregate import Params, check_update
 from odtlab.fl.client import Client, ClientResult
 from odtlab.fl.errors import InvalidUpdate
 from odtlab.fl.strategies import Strategy
+from odtlab.fl.vectorized import train_clients
 from odtlab.train import accuracy
 from odtlab.units import format_bytes
 
-__all__ = ["RoundRecord", "FederatedRun", "run_federation"]
+__all__ = ["RoundRecord", "FederatedRun", "run_federation", "ENGINES"]
+
+ENGINES = ("loop", "vectorized")
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ def run_federation(
     deadline_s: float | None = None,
     test_data: Dataset | None = None,
     seed: int = 0,
+    engine: str = "loop",
     progress: bool = True,
 ) -> FederatedRun:
     """Federate ``model`` over ``clients`` for ``rounds`` rounds under ``strategy``.
@@ -179,6 +183,11 @@ def run_federation(
         Evaluated after every round.
     seed : int
         Seeds the sampling and every client's local run.
+    engine : {"loop", "vectorized"}
+        ``"loop"`` trains the clients one after the other with
+        :meth:`Client.fit`; ``"vectorized"`` trains all of a round's clients
+        at once (:mod:`odtlab.fl.vectorized`: plain SGD, one recipe, no
+        BatchNorm in training mode), with the same result.
 
     Returns
     -------
@@ -195,6 +204,8 @@ def run_federation(
     per_round = len(clients) if clients_per_round is None else clients_per_round
     if isinstance(per_round, bool) or not isinstance(per_round, int) or not 1 <= per_round <= len(clients):
         raise ValueError(f"clients_per_round={clients_per_round!r}: give an int in 1..{len(clients)} or None")
+    if engine not in ENGINES:
+        raise ValueError(f"run_federation(engine={engine!r}): give one of {', '.join(map(repr, ENGINES))}")
     sampler = torch.Generator().manual_seed(seed)
     global_params: Params = {k: v.detach().clone() for k, v in model.state_dict().items()}
     evaluator = copy.deepcopy(model)
@@ -203,15 +214,23 @@ def run_federation(
         order = torch.randperm(len(clients), generator=sampler)[:per_round].tolist()
         config = strategy.configure(rnd)
         accepted: list[ClientResult] = []
-        dropped, rejected = [], []
+        dropped, rejected, ready = [], [], []
         for k in sorted(order):
-            client = clients[k]
             try:
-                result = client.fit(model, global_params, config, epochs=local_epochs,
-                                    batch_size=batch_size, seed=seed * 1_000_003 + rnd * 1_009 + k)  # fmt: skip
+                clients[k].step_cost(model, batch_size)  # the fit check, before any training
+                ready.append(k)
             except DoesNotFit as err:
-                dropped.append((client.id, f"does not fit its device: {str(err).splitlines()[0]}"))
-                continue
+                dropped.append((clients[k].id, f"does not fit its device: {str(err).splitlines()[0]}"))
+        seeds = [seed * 1_000_003 + rnd * 1_009 + k for k in ready]
+        if engine == "vectorized" and ready:
+            results = train_clients(model, [clients[k] for k in ready], global_params, config,
+                                    epochs=local_epochs, batch_size=batch_size, seeds=seeds)  # fmt: skip
+        else:
+            results = [clients[k].fit(model, global_params, config, epochs=local_epochs,
+                                      batch_size=batch_size, seed=s)
+                       for k, s in zip(ready, seeds, strict=True)]  # fmt: skip
+        for k, result in zip(ready, results, strict=True):
+            client = clients[k]
             if deadline_s is not None and result.seconds > deadline_s:
                 dropped.append((client.id, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
                 continue
