@@ -42,9 +42,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from odtlab.errors import DoesNotFit
-from odtlab.fl.aggregate import Params, check_update
+from odtlab.fl.aggregate import Params, check_updates
 from odtlab.fl.client import Client, ClientResult
-from odtlab.fl.errors import InvalidUpdate
 from odtlab.fl.strategies import Strategy
 from odtlab.fl.vectorized import train_clients
 from odtlab.train import accuracy
@@ -229,17 +228,18 @@ def run_federation(
             results = [clients[k].fit(model, global_params, config, epochs=local_epochs,
                                       batch_size=batch_size, seed=s)
                        for k, s in zip(ready, seeds, strict=True)]  # fmt: skip
-        for k, result in zip(ready, results, strict=True):
-            client = clients[k]
+        on_time = []
+        for result in results:
             if deadline_s is not None and result.seconds > deadline_s:
-                dropped.append((client.id, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
-                continue
-            try:
-                check_update(global_params, result.params, result.num_examples, client.id)
-            except InvalidUpdate as err:
-                rejected.append((client.id, str(err)))
-                continue
-            accepted.append(result)
+                dropped.append((result.client, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
+            else:
+                on_time.append(result)
+        problems = check_updates(global_params, [(r.params, r.num_examples, r.client) for r in on_time])
+        for result, problem in zip(on_time, problems, strict=True):
+            if problem is None:
+                accepted.append(result)
+            else:
+                rejected.append((result.client, problem))
         if accepted:
             global_params = strategy.aggregate(global_params, [(r.params, r.num_examples) for r in accepted])
         n = sum(r.num_examples for r in accepted)

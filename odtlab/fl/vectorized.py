@@ -86,13 +86,10 @@ def _index_matrix(
     """
     offset, per_client = 0, []
     for n, seed in zip(sizes, seeds, strict=True):
-        rows = []
-        for order in epoch_orders(n, epochs, seed):
-            steps = -(-n // batch_size)
-            padded = torch.full((steps * batch_size,), -1, dtype=torch.int64)
-            padded[:n] = order + offset
-            rows.append(padded.view(steps, batch_size))
-        per_client.append(torch.cat(rows))
+        steps = -(-n // batch_size)
+        padded = torch.full((epochs, steps * batch_size), -1, dtype=torch.int64)
+        padded[:, :n] = torch.stack(epoch_orders(n, epochs, seed)) + offset
+        per_client.append(padded.view(epochs * steps, batch_size))
         offset += n
     counts = torch.tensor([len(r) for r in per_client])
     out = torch.full((len(sizes), int(counts.max()), batch_size), -1, dtype=torch.int64)
@@ -162,8 +159,8 @@ def train_clients(
     buffers = {n: b.detach().clone() for n, b in net.named_buffers() if b.is_floating_point()}
     results = []
     for c, client in enumerate(clients):
-        params = {n: stacked[n][c].clone() for n in trained}
-        params.update({n: b.clone() for n, b in buffers.items()})
+        params = {n: stacked[n][c] for n in trained}  # views: this round's tensors, not shared later
+        params.update(buffers)
         upload = sum(v.numel() * v.element_size() for v in params.values())
         uplink = getattr(client.device, "uplink_bytes_per_s", 0) or 0
         step_s, step_j = costs[c]
