@@ -260,3 +260,21 @@ def test_the_vectorized_engine_names_what_it_cannot_do():
         run_federation(cnn, [Client("a", subset)], FedAvg(), rounds=1, engine="vectorized", progress=False)
     with pytest.raises(ValueError, match="engine="):
         run_federation(mlp, [Client("a", subset)], FedAvg(), rounds=1, engine="ray", progress=False)
+
+
+def test_only_eligible_clients_are_sampled_and_dropouts_are_reported():
+    train = data.digits("train")
+    never = Client("never-charging", Subset(train, range(0, 40)), availability=0.0)
+    half = Client("sometimes", Subset(train, range(40, 80)), availability=0.5)
+    leaves = Client("leaves", Subset(train, range(80, 120)), dropout=1.0)
+    steady = Client("steady", Subset(train, range(120, 160)))
+    run = run_federation(models.mlp(seed=0), [never, half, leaves, steady], FedAvg(), rounds=40,
+                         seed=0, engine="vectorized", progress=False)  # fmt: skip
+    trained = [set(r.trained) for r in run.rounds]
+    assert not any("never-charging" in t or "leaves" in t for t in trained)
+    assert all("steady" in t for t in trained)
+    share = sum("sometimes" in t for t in trained) / len(trained)
+    assert 0.3 < share < 0.7  # eligible about half of the rounds (40 seeded draws)
+    assert all(("leaves", "left during the round (dropout)") in r.dropped for r in run.rounds)
+    with pytest.raises(ValueError, match="availability"):
+        Client("x", Subset(train, range(4)), availability=1.5)

@@ -128,12 +128,22 @@ class Client:
         such as LoRA or sparse update, are not supported by federations yet).
     device : str, DeviceProfile or None
         Its simulated device, for the fit check and the costs.
+    availability : float, default 1.0
+        Probability that the device is *eligible* in a round: charging, idle
+        and on an unmetered network, the rule production systems use before
+        they let a phone train (Bonawitz et al., MLSys 2019). The server only
+        samples eligible clients.
+    dropout : float, default 0.0
+        Probability that an eligible client that started the round leaves
+        before uploading (the user unplugs, the network drops).
     """
 
     id: str
     data: Dataset
     recipe: Recipe = field(default_factory=default_recipe)
     device: str | devices.DeviceProfile | None = None
+    availability: float = 1.0
+    dropout: float = 0.0
     _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -141,6 +151,10 @@ class Client:
             raise ValueError(f"client {self.id!r} has no data; give every client at least one example")
         if self.device is not None:
             self.device = devices.get(self.device)
+        for name in ("availability", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"client {self.id!r}: {name}={value!r} must be a probability in [0, 1]")
 
     def fit(
         self,

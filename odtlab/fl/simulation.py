@@ -48,6 +48,7 @@ from odtlab.fl.strategies import Strategy
 from odtlab.fl.vectorized import train_clients
 from odtlab.train import accuracy
 from odtlab.units import format_bytes
+from odtlab.viz import plot_rounds
 
 __all__ = ["RoundRecord", "FederatedRun", "run_federation", "ENGINES"]
 
@@ -129,6 +130,10 @@ class FederatedRun:
             for r, t in zip(self.rounds, self.fleet_seconds, strict=True)
         ]  # fmt: skip
 
+    def plot(self, ax: Any = None, x: str = "round") -> Any:
+        """Test accuracy by round (``x="round"``) or simulated fleet time (``x="time"``)."""
+        return plot_rounds({self.strategy: self}, ax, x=x)
+
     def __str__(self) -> str:
         lines = [f"{self.strategy}: {len(self.rounds)} rounds"]
         for r in self.rounds:
@@ -171,8 +176,9 @@ def run_federation(
         ``FedAvg()``, ``FedProx(mu)``, ... (:mod:`odtlab.fl.strategies`).
     rounds : int
     clients_per_round : int or None
-        Clients sampled each round, uniformly without replacement (seeded);
-        ``None``: all.
+        Clients sampled each round, uniformly without replacement (seeded)
+        among the eligible ones (each client is eligible with probability
+        ``client.availability``); ``None``: all eligible clients.
     local_epochs, batch_size : int
         Each client's local work per round.
     deadline_s : float or None
@@ -210,7 +216,10 @@ def run_federation(
     evaluator = copy.deepcopy(model)
     records = []
     for rnd in tqdm(range(1, rounds + 1), desc=strategy.summary(), disable=not progress):
-        order = torch.randperm(len(clients), generator=sampler)[:per_round].tolist()
+        draws = torch.rand(len(clients), 2, generator=sampler)  # eligibility, then mid-round dropout
+        eligible = [k for k, c in enumerate(clients) if draws[k, 0] < c.availability]
+        picks = torch.randperm(len(eligible), generator=sampler)[:per_round].tolist()
+        order = [eligible[i] for i in picks]
         config = strategy.configure(rnd)
         accepted: list[ClientResult] = []
         dropped, rejected, ready = [], [], []
@@ -229,8 +238,10 @@ def run_federation(
                                       batch_size=batch_size, seed=s)
                        for k, s in zip(ready, seeds, strict=True)]  # fmt: skip
         on_time = []
-        for result in results:
-            if deadline_s is not None and result.seconds > deadline_s:
+        for k, result in zip(ready, results, strict=True):
+            if draws[k, 1] < clients[k].dropout:
+                dropped.append((result.client, "left during the round (dropout)"))
+            elif deadline_s is not None and result.seconds > deadline_s:
                 dropped.append((result.client, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
             else:
                 on_time.append(result)

@@ -45,7 +45,7 @@ __all__ = ["train_clients"]
 
 def _check(clients: Sequence[Client], net: nn.Module) -> SGD:
     recipe = clients[0].recipe
-    if any(c.recipe != recipe for c in clients[1:]):
+    if any(c.recipe.parts != recipe.parts for c in clients[1:]):
         raise InvalidRecipe(
             "the vectorized engine trains every client of a round with one recipe; these clients "
             "have different ones: use engine='loop'"
