@@ -10,9 +10,10 @@ Subcommands
 ``odtlab student``
     Build the student version, public tests and autograder zip of every lab
     (what ``make student`` runs).
-``odtlab grade FOLDER``
-    Grade every submitted notebook in FOLDER and write ``grades.csv``
-    (what ``make grade SUBMISSIONS=FOLDER`` runs).
+``odtlab grade FOLDER --jobs 2``
+    Grade every submitted notebook in FOLDER, two at a time, and write
+    ``grades.csv`` with per-question scores and notes
+    (what ``make grade SUBMISSIONS=FOLDER JOBS=2`` runs).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.submissions) / "grades.csv"
     grades = grade_folder(
         args.submissions, dist_dir=args.dist, lab=args.lab, out_csv=out,
-        cell_timeout=args.cell_timeout,
+        cell_timeout=args.cell_timeout, test_timeout=args.test_timeout, jobs=args.jobs,
     )  # fmt: skip
     for g in grades:
         print(f"{g.submission:40s} {g.lab:24s} {g.total:g}/{g.total_possible:g}")
@@ -144,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist", default="dist", help="where `odtlab student` wrote the zips")
     p.add_argument("--out", default=None, help="CSV path (default: SUBMISSIONS/grades.csv)")
     p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    p.add_argument(
+        "--test-timeout", type=int, default=20, help="seconds per test case (default 20)"
+    )
+    p.add_argument(
+        "--jobs", "-j", type=int, default=1, help="notebooks graded at once (default 1)"
+    )
     p.set_defaults(func=_cmd_grade)
     return parser
 
