@@ -58,7 +58,7 @@ SAMPLES: dict[str, dict[str, str]] = {
         "linear_bytes =": "linear_bytes = 4 * 64 * 10  # the weight only\nlinear_bytes",
         "def param_bytes": "def param_bytes(model):\n    return sum(p.numel() for p in model.parameters())"
         "\n\n\nmlp = odt.models.mlp()\n",
-        "devices_that_hold_mlp =": "devices_that_hold_mlp = odt.devices.available()",
+        "devices_that_hold_mlp =": "devices_that_hold_mlp = [\"rpi4\", \"jetson-nano\"]  # the big boards",
     },
     "top_level_loop": {"devices_that_hold_mlp =": "while True:\n    pass"},
     "loop_in_function": {"def param_bytes": _LOOP_PARAM_BYTES},
