@@ -14,6 +14,9 @@ Subcommands
     Grade every submitted notebook in FOLDER, two at a time, and write
     ``grades.csv`` with per-question scores and notes
     (what ``make grade SUBMISSIONS=FOLDER JOBS=2`` runs).
+``odtlab samples FOLDER``
+    Write five sample submissions of lab 0 (correct, all wrong, a loop at the
+    top level, a loop in a function, an exception) to try the grader on.
 """
 
 from __future__ import annotations
@@ -109,6 +112,17 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_samples(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from odtlab.grading import write_samples
+
+    for path in write_samples(Path(args.dist) / "lab00_welcome", args.out):
+        print(path)
+    print(f"Grade them with: odtlab grade {args.out} --jobs 2")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``odtlab`` command."""
     parser = argparse.ArgumentParser(
@@ -152,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", "-j", type=int, default=1, help="notebooks graded at once (default 1)"
     )
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("samples", help="write five sample submissions of lab 0 to try the grader on")
+    p.add_argument("out", help="folder to write correct.ipynb, all_wrong.ipynb, ... into")
+    p.add_argument("--dist", default="dist", help="where `odtlab student` wrote the zips")
+    p.set_defaults(func=_cmd_samples)
     return parser
 
 

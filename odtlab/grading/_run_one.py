@@ -17,7 +17,7 @@ their tests to time out one by one.
 
 Usage (normally through ``odtlab grade``)::
 
-    python -m odtlab.grading._run_one AUTOGRADER_ZIP SUBMISSION.ipynb OUT.json \
+    python odtlab/grading/_run_one.py AUTOGRADER_ZIP SUBMISSION.ipynb OUT.json \
         --cell-timeout 60 --test-timeout 20
 """
 
@@ -42,7 +42,10 @@ _TESTS_IN_FINAL_CELL = 40
 
 
 def _cell_limit(source: str, cell_timeout: int, test_timeout: int) -> int:
-    """Seconds a cell may run: more for the cells that run tests, each test having its limit."""
+    """Seconds a cell may run: more for the cells that run tests, each test having its limit,
+    and for otter's first cell, which imports otter and odtlab (torch) in a fresh kernel."""
+    if "init_grading_mode" in source:
+        return max(cell_timeout, 120)
     if "GradingResults(" in source:  # otter's final cell: every question not yet checked
         return cell_timeout + _TESTS_IN_FINAL_CELL * test_timeout
     if _TEST_CELL_RE.search(source):

@@ -116,7 +116,7 @@ def grade_submission(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [
-            sys.executable, "-m", "odtlab.grading._run_one",
+            sys.executable, str(Path(__file__).with_name("_run_one.py")),  # no odtlab import
             str(Path(autograder_zip).resolve()), str(submission.resolve()), str(out),
             "--cell-timeout", str(cell_timeout), "--test-timeout", str(test_timeout),
         ]  # fmt: skip

@@ -16,13 +16,12 @@ The test suite grades them and checks their scores; the instructors' page
 shows the CSV they give. To make and grade them yourself::
 
     make student
-    python -m odtlab.grading.samples dist/lab00_welcome samples/
+    odtlab samples samples/
     odtlab grade samples/ --jobs 2
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import nbformat
@@ -99,16 +98,3 @@ def write_samples(autograder_dir: str | Path, out_dir: str | Path) -> list[Path]
         paths.append(path)
     return paths
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the sample submissions of lab 0.")
-    parser.add_argument("autograder_dir", help="dist/lab00_welcome, from `make student`")
-    parser.add_argument("out_dir")
-    args = parser.parse_args(argv)
-    for path in write_samples(args.autograder_dir, args.out_dir):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
