@@ -18,11 +18,12 @@ import inspect
 import re
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from odtlab.grading.public_tests import public_tests_dir
 
-__all__ = ["CheckResult", "grader", "short_message"]
+__all__ = ["CheckResult", "CheckResults", "grader", "short_message"]
 
 _ERROR_LINE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning))(?::\s?(.*))?$")
 
@@ -81,17 +82,41 @@ class CheckResult:
         if self.passed:
             return f"{self.question}: the checks pass. (The hidden tests grade the final answer.)"
         failures = self.failures
-        more = f" ({len(failures) - 1} more check failed)" if len(failures) > 1 else ""
+        extra = len(failures) - 1
+        more = f" ({extra} more check{'s' * (extra > 1)} failed)" if extra else ""
         message = failures[0].removeprefix("AssertionError: ")
         return f"{self.question}: not yet. {message}{more}"
 
     __repr__ = __str__
+
+    def __getattr__(self, name: str) -> Any:
+        # the rest of otter's TestFile (name, score, summary()...), for otter's own callers
+        if name == "result":
+            raise AttributeError(name)
+        return getattr(self.result, name)
 
     def _repr_html_(self) -> str:
         import html
 
         color = "green" if self.passed else "#b00"
         return f"<p style='color: {color}'>{html.escape(str(self))}</p>"
+
+
+class CheckResults(list):
+    """What ``grader.check_all()`` returns: a :class:`CheckResult` per question, a line each."""
+
+    def __str__(self) -> str:
+        return "\n".join(str(r) for r in self)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return "".join(r._repr_html_() for r in self)
+
+
+def _question_key(name: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (int(digits) if digits else 0, name)
 
 
 @cache
@@ -105,6 +130,13 @@ def _notebook_class() -> type:
             if global_env is None:
                 global_env = inspect.currentframe().f_back.f_globals
             return CheckResult(question, super().check(question, global_env))
+
+        def check_all(self) -> CheckResults | None:
+            if type(self)._grading_mode:  # the autograder checks every question itself
+                return None
+            global_env = inspect.currentframe().f_back.f_globals
+            names = sorted((p.stem for p in Path(self._tests_dir).glob("*.py")), key=_question_key)
+            return CheckResults(self.check(name, global_env) for name in names if name != "__init__")
 
     return Notebook
 
