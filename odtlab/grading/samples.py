@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-
 from odtlab.errors import GradingError
 
 __all__ = ["SAMPLES", "write_samples"]
@@ -76,6 +74,8 @@ def write_samples(autograder_dir: str | Path, out_dir: str | Path) -> list[Path]
     out_dir : path
         Folder for ``correct.ipynb``, ``all_wrong.ipynb``, ... (created if needed).
     """
+    import nbformat  # with otter, in the [lab] extra
+
     solution = Path(autograder_dir) / "autograder" / "lab00_welcome.ipynb"
     if not solution.is_file():
         raise GradingError(f"No solution notebook at {solution}: run `make student` first.")
