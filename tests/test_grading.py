@@ -185,7 +185,7 @@ def test_a_failed_check_prints_one_line_and_catches_the_typical_wrong_answer(tmp
     assert lab0("q1", {"linear_bytes": 4 * (64 * 10 + 10)}).passed
     assert "q1: the checks pass" in repr(lab0("q1", {"linear_bytes": 4 * (64 * 10 + 10)}))
     every = str(grader("lab00_welcome").check_all())  # nothing answered here: a line a question
-    assert [line[:14] for line in every.splitlines()] == [f"q{i}: not yet. " for i in (1, 2, 3)]
+    assert [line[:13] for line in every.splitlines()] == [f"q{i}: not yet. " for i in (1, 2, 3)]
     assert "NameError" in every
 
 
