@@ -18,9 +18,13 @@ from odtlab.fl import (
     FedAvg,
     FedAvgM,
     FedProx,
+    Int8Updates,
+    TopK,
     UnknownStrategy,
     aggregate,
     client,
+    compress_update,
+    compression,
     get_strategy,
     run_federation,
     simulation,
@@ -31,7 +35,7 @@ from odtlab.fl import (
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("module", [aggregate, client, simulation, strategies])
+@pytest.mark.parametrize("module", [aggregate, client, compression, simulation, strategies])
 def test_the_doctests_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 1 and result.failed == 0
@@ -278,3 +282,36 @@ def test_only_eligible_clients_are_sampled_and_dropouts_are_reported():
     assert all(("leaves", "left during the round (dropout)") in r.dropped for r in run.rounds)
     with pytest.raises(ValueError, match="availability"):
         Client("x", Subset(train, range(4)), availability=1.5)
+
+
+def test_int8_and_topk_compress_updates_by_hand():
+    delta = {"w": t(1.27, -0.635, 0.0, 0.2)}
+    sent, nbytes = Int8Updates().compress(delta)
+    # scale = 1.27 / 127 = 0.01: every value within half a step, 4 values + one 4-byte scale
+    assert nbytes == 4 + 4 and (sent["w"] - delta["w"]).abs().max() <= 0.005 + 1e-7
+    sent, nbytes = TopK(fraction=0.5).compress(delta)
+    assert torch.equal(sent["w"], t(1.27, -0.635, 0.0, 0.0)) and nbytes == 2 * 8
+    # error feedback: what was not sent comes back in the next round
+    g = {"w": t(0.0, 0.0, 0.0, 0.0)}
+    residual: dict = {}
+    first, _ = compress_update(TopK(fraction=0.25), {"w": t(3.0, 1.0, 0.0, 0.0)}, g, residual)
+    assert torch.equal(first["w"], t(3.0, 0.0, 0.0, 0.0)) and torch.equal(residual["w"], t(0.0, 1.0, 0.0, 0.0))
+    second, _ = compress_update(TopK(fraction=0.25), {"w": t(0.0, 0.5, 0.0, 0.0)}, g, residual)
+    assert torch.equal(second["w"], t(0.0, 1.5, 0.0, 0.0))  # the held-back 1.0 plus the new 0.5
+    with pytest.raises(ValueError, match="fraction"):
+        TopK(fraction=0.0)
+
+
+def test_compressed_clients_send_fewer_bytes_and_still_learn():
+    train, test = data.digits("train"), data.digits("test")
+    parts = data.partition(train, 4, seed=0)
+    runs = {}
+    for label, comp in [("fp32", None), ("int8", Int8Updates()), ("top-10%", TopK(0.1))]:
+        clients = [Client(f"c{k}", Subset(train, p), R.Recipe(R.SGD(lr=0.1)), compression=comp)
+                   for k, p in enumerate(parts)]  # fmt: skip
+        runs[label] = run_federation(models.mlp(seed=0), clients, FedAvg(), rounds=8, test_data=test,
+                                     engine="vectorized", progress=False)  # fmt: skip
+    up = {k: r.rounds[0].bytes_up for k, r in runs.items()}
+    assert up["int8"] < 0.3 * up["fp32"] and up["top-10%"] < 0.25 * up["fp32"]
+    assert runs["int8"].final_accuracy > runs["fp32"].final_accuracy - 0.05
+    assert runs["top-10%"].final_accuracy > 0.5

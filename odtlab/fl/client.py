@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from torch.utils.data import Dataset
 from odtlab import devices
 from odtlab.data import as_tensors
 from odtlab.errors import InvalidRecipe
+from odtlab.fl.compression import Compressor, compress_update
 from odtlab.recipes import Recipe
 from odtlab.train import cost, default_recipe, profile
 
@@ -136,6 +138,11 @@ class Client:
     dropout : float, default 0.0
         Probability that an eligible client that started the round leaves
         before uploading (the user unplugs, the network drops).
+    compression : Compressor or None
+        How it shrinks its update before upload (:mod:`odtlab.fl.compression`:
+        ``Int8Updates()``, ``TopK(0.1)``); ``None`` sends fp32.
+    error_feedback : bool, default True
+        Keep what compression left out and add it to the next update.
     """
 
     id: str
@@ -144,6 +151,9 @@ class Client:
     device: str | devices.DeviceProfile | None = None
     availability: float = 1.0
     dropout: float = 0.0
+    compression: Compressor | None = None
+    error_feedback: bool = True
+    _residual: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -223,6 +233,21 @@ class Client:
             upload_bytes=int(upload),
             upload_s=float(upload / uplink) if uplink else 0.0,
         )
+
+    def compress(self, result: ClientResult, global_params: Mapping[str, torch.Tensor]) -> ClientResult:
+        """``result`` as the server receives it through the client's compression (as is without one).
+
+        The update (trained minus global parameters) goes through
+        :func:`~odtlab.fl.compression.compress_update`; the upload bytes and
+        time are those of the compressed update.
+        """
+        if self.compression is None:
+            return result
+        residual = self._residual if self.error_feedback else None
+        params, nbytes = compress_update(self.compression, result.params, global_params, residual)
+        uplink = self.device.uplink_bytes_per_s if isinstance(self.device, devices.DeviceProfile) else 0
+        return dataclasses.replace(result, params=params, upload_bytes=int(nbytes),
+                                   upload_s=float(nbytes / uplink) if uplink else 0.0)  # fmt: skip
 
     def step_cost(self, model: nn.Module, batch_size: int) -> tuple[float, float]:
         """Simulated seconds and joules of one local step on the client's device (0 without one).

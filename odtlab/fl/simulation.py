@@ -239,6 +239,7 @@ def run_federation(
                        for k, s in zip(ready, seeds, strict=True)]  # fmt: skip
         on_time = []
         for k, result in zip(ready, results, strict=True):
+            result = clients[k].compress(result, global_params)
             if draws[k, 1] < clients[k].dropout:
                 dropped.append((result.client, "left during the round (dropout)"))
             elif deadline_s is not None and result.seconds > deadline_s:
