@@ -37,13 +37,27 @@ __all__ = ["Compressor", "Int8Updates", "TopK", "compress_update"]
 
 
 class Compressor:
-    """Base: ``compress(delta) -> (what the server reconstructs, bytes sent)``."""
+    """Base: ``compress(delta) -> (what the server reconstructs, bytes sent)``.
+
+    Subclasses implement :meth:`compress_tensor` for float tensors; integer
+    tensors (counters) are sent as they are.
+    """
 
     name = "none"
 
+    def compress_tensor(self, value: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """One float tensor: what the server reconstructs, and the bytes sent (here: as is)."""
+        return value.clone(), value.numel() * value.element_size()
+
     def compress(self, delta: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
-        out = {k: v.clone() for k, v in delta.items()}
-        return out, sum(v.numel() * v.element_size() for v in delta.values())
+        out, nbytes = {}, 0
+        for key, value in delta.items():
+            if value.is_floating_point():
+                out[key], size = self.compress_tensor(value)
+            else:
+                out[key], size = value.clone(), value.numel() * value.element_size()
+            nbytes += size
+        return out, nbytes
 
 
 @dataclass
@@ -52,17 +66,10 @@ class Int8Updates(Compressor):
 
     name: str = field(default="int8", init=False)
 
-    def compress(self, delta: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
-        out, nbytes = {}, 0
-        for key, value in delta.items():
-            if not value.is_floating_point():
-                out[key], nbytes = value.clone(), nbytes + value.numel() * value.element_size()
-                continue
-            scale = value.abs().max() / 127
-            q = torch.zeros_like(value) if scale == 0 else (value / scale).round().clamp(-127, 127)
-            out[key] = q * scale
-            nbytes += value.numel() + 4
-        return out, nbytes
+    def compress_tensor(self, value: torch.Tensor) -> tuple[torch.Tensor, int]:
+        scale = value.abs().max() / 127
+        q = torch.zeros_like(value) if scale == 0 else (value / scale).round().clamp(-127, 127)
+        return q * scale, value.numel() + 4
 
 
 @dataclass
@@ -77,20 +84,13 @@ class TopK(Compressor):
             raise ValueError(f"TopK(fraction={self.fraction!r}): give a share of values in (0, 1]")
         self.name = f"top-{self.fraction:g}"
 
-    def compress(self, delta: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
-        out, nbytes = {}, 0
-        for key, value in delta.items():
-            if not value.is_floating_point():
-                out[key], nbytes = value.clone(), nbytes + value.numel() * value.element_size()
-                continue
-            flat = value.reshape(-1)
-            k = max(1, math.ceil(self.fraction * flat.numel()))
-            keep = flat.abs().topk(k).indices
-            sparse = torch.zeros_like(flat)
-            sparse[keep] = flat[keep]
-            out[key] = sparse.view_as(value)
-            nbytes += 8 * k
-        return out, nbytes
+    def compress_tensor(self, value: torch.Tensor) -> tuple[torch.Tensor, int]:
+        flat = value.reshape(-1)
+        k = max(1, math.ceil(self.fraction * flat.numel()))
+        keep = flat.abs().topk(k).indices
+        sparse = torch.zeros_like(flat)
+        sparse[keep] = flat[keep]
+        return sparse.view_as(value), 8 * k
 
 
 def compress_update(

@@ -37,7 +37,7 @@ tensor([3., 3.])
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,24 @@ class FedAvg(Strategy):
     def summary(self) -> str:
         return "FedAvg"
 
+    def step_on_mean(
+        self,
+        global_params: Mapping[str, torch.Tensor],
+        results: Sequence[Result],
+        step: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> Params:
+        """FedAvg's result, then ``step(key, current, mean)`` on every trained float tensor.
+
+        What server optimizers share: FedAvgM and FedAdam replace the mean by
+        a step along the pseudo-gradient ``current - mean``.
+        """
+        new = FedAvg.aggregate(self, global_params, results)
+        for key in results[0][0]:
+            current = global_params[key].detach()
+            if current.is_floating_point():
+                new[key] = step(key, current, new[key])
+        return new
+
 
 @dataclass
 class FedProx(FedAvg):
@@ -135,18 +153,13 @@ class FedAvgM(FedAvg):
         _positive("FedAvgM", "momentum", self.momentum, zero=True, below_one=True)
 
     def aggregate(self, global_params: Mapping[str, torch.Tensor], results: Sequence[Result]) -> Params:
-        mean = weighted_mean(results)
-        new = {}
-        for key, avg in mean.items():
-            current = global_params[key].detach()
-            if not current.is_floating_point():
-                new[key] = avg
-                continue
-            d = current - avg.to(current.dtype)
-            v = self.momentum * self.velocity[key] + d if key in self.velocity else d
-            self.velocity[key] = v
-            new[key] = current - self.server_lr * v
-        return apply_to_global(global_params, new)
+        return self.step_on_mean(global_params, results, self._momentum_step)
+
+    def _momentum_step(self, key: str, current: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        d = current - mean
+        v = self.momentum * self.velocity[key] + d if key in self.velocity else d
+        self.velocity[key] = v
+        return current - self.server_lr * v
 
     def summary(self) -> str:
         return f"FedAvgM(server_lr={self.server_lr:g}, momentum={self.momentum:g})"
@@ -178,20 +191,15 @@ class FedAdam(FedAvg):
         _positive("FedAdam", "tau", self.tau)
 
     def aggregate(self, global_params: Mapping[str, torch.Tensor], results: Sequence[Result]) -> Params:
-        mean = weighted_mean(results)
-        new = {}
-        for key, avg in mean.items():
-            current = global_params[key].detach()
-            if not current.is_floating_point():
-                new[key] = avg
-                continue
-            delta = avg.to(current.dtype) - current
-            m, v = self.moments.get(key, (torch.zeros_like(current), torch.zeros_like(current)))
-            m = self.beta1 * m + (1 - self.beta1) * delta
-            v = self.beta2 * v + (1 - self.beta2) * delta * delta
-            self.moments[key] = (m, v)
-            new[key] = current + self.eta * m / (v.sqrt() + self.tau)
-        return apply_to_global(global_params, new)
+        return self.step_on_mean(global_params, results, self._adam_step)
+
+    def _adam_step(self, key: str, current: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        delta = mean - current
+        m, v = self.moments.get(key, (torch.zeros_like(current), torch.zeros_like(current)))
+        m = self.beta1 * m + (1 - self.beta1) * delta
+        v = self.beta2 * v + (1 - self.beta2) * delta * delta
+        self.moments[key] = (m, v)
+        return current + self.eta * m / (v.sqrt() + self.tau)
 
     def summary(self) -> str:
         return f"FedAdam(eta={self.eta:g}, beta1={self.beta1:g}, beta2={self.beta2:g}, tau={self.tau:g})"
