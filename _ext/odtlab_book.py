@@ -2,7 +2,7 @@
 
 - Every ``<script>`` is emitted once. sphinx-thebe registers its configuration
   (``const THEBE_JS_URL = ...``) at each ``env-before-read-docs``, so a full
-  build wrote it twice and every page logged "Identifier 'THEBE_JS_URL' has
+  build wrote it twice (once with filename ``''``, once with ``None``) and every page logged "Identifier 'THEBE_JS_URL' has
   already been declared" in the browser console.
 - The build fails early, with the command to run, when the offline assets
   (MathJax, widget scripts; ``scripts/offline_assets.sh``) are missing, since
@@ -19,8 +19,18 @@ from sphinx.errors import ConfigError
 
 def _one_script_each(app: Sphinx, pagename, templatename, context, doctree) -> None:
     scripts = context.get("script_files")
-    if scripts is not None:
-        context["script_files"] = list(dict.fromkeys(scripts))
+    if isinstance(scripts, list):
+        unique = {}
+        for js in scripts:
+            # sphinx-thebe's two copies differ only in filename '' versus None
+            key = (
+                getattr(js, "filename", js) or "",
+                getattr(js, "priority", 500),
+                tuple(sorted(getattr(js, "attributes", {}).items())),
+            )
+            unique.setdefault(key, js)
+        # in place: handlers that run later append their scripts to this same list
+        scripts[:] = unique.values()
 
 
 def _check_offline_assets(app: Sphinx) -> None:
@@ -34,6 +44,6 @@ def _check_offline_assets(app: Sphinx) -> None:
 
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _check_offline_assets)
-    # after every other handler has added its scripts to the page
-    app.connect("html-page-context", _one_script_each, priority=900)
+    # first: html-page-context stops at the first handler that returns a value
+    app.connect("html-page-context", _one_script_each, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
