@@ -101,7 +101,9 @@ def browser():
     )
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        pytest.skip("Chromium is missing: `apt-get install chromium` (make test installs it as root)")
+        pytest.skip(
+            "Chromium is missing: `apt-get install chromium` (make test installs it as root)"
+        )
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=executable, headless=True)
         try:
@@ -212,8 +214,10 @@ def test_page_renders_offline(page_name, server, browser, solutions):
         page.on("pageerror", lambda exc: problems.append(f"uncaught exception: {exc}"))
         page.on(
             "requestfailed",
-            lambda req: req.url.startswith(server)
-            and problems.append(f"request failed: {req.url} ({req.failure})"),
+            lambda req: (
+                req.url.startswith(server)
+                and problems.append(f"request failed: {req.url} ({req.failure})")
+            ),
         )
         page.on(
             "response",
@@ -226,7 +230,9 @@ def test_page_renders_offline(page_name, server, browser, solutions):
         seen = page.evaluate(INSPECT_JS)
         if page_name in SCREENSHOT_PAGES:
             SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / (page_name.replace("/", "__") + ".png")), full_page=True)
+            page.screenshot(
+                path=str(SHOTS / (page_name.replace("/", "__") + ".png")), full_page=True
+            )
     finally:
         context.close()
 
@@ -234,7 +240,9 @@ def test_page_renders_offline(page_name, server, browser, solutions):
     for math in seen["math"]:
         if not math["typeset"]:
             problems.append(f"math not typeset by MathJax: {math['tex']!r}")
-    for raw in re.findall(r"\$[^$\s][^$\n]{0,80}?\$|\\\(.{0,80}?\\\)|\\\[.{0,80}?\\\]", seen["prose"]):
+    for raw in re.findall(
+        r"\$[^$\s][^$\n]{0,80}?\$|\\\(.{0,80}?\\\)|\\\[.{0,80}?\\\]", seen["prose"]
+    ):
         problems.append(f"raw TeX in the text: {raw!r}")
 
     # images: loaded, with alt text
@@ -262,7 +270,7 @@ def test_page_renders_offline(page_name, server, browser, solutions):
     visible = seen["visible"]
     for leak in LEAKS.finditer(visible):
         start = max(0, leak.start() - 60)
-        problems.append(f"traceback/warning text visible: {visible[start:leak.end() + 60]!r}")
+        problems.append(f"traceback/warning text visible: {visible[start : leak.end() + 60]!r}")
     for text in seen["stderr"]:
         problems.append(f"stderr output visible: {text!r}")
     for secret in solutions:
