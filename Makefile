@@ -14,7 +14,7 @@ CELL_TIMEOUT ?= 120
 
 help:
 	@echo "make book     build the book (executes every chapter) into _build/html"
-	@echo "make test     run every test: lint, strict book build, unit tests, lab notebooks"
+	@echo "make test     run every test: lint, strict book build, unit tests, lab notebooks, browser"
 	@echo "make lab      open JupyterLab on labs/"
 	@echo "make student  build student notebooks + autograder zips into dist/"
 	@echo "make grade SUBMISSIONS=folder [LAB=name]  grade a folder of notebooks into a CSV"
@@ -40,7 +40,10 @@ $(VENV)/.stamp-lab: pyproject.toml | $(BIN)/python
 
 # MathJax and the widget scripts, fetched once from npm into _offline/ so that
 # the built book renders with no network (scripts/offline_assets.sh).
+# npm is installed with apt where missing and we are root (CI's clean Debian).
 _offline/.stamp: scripts/offline_assets.sh
+	@command -v npm >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] \
+	  || { apt-get update -qq && apt-get install -y -qq npm; }
 	./scripts/offline_assets.sh
 
 # The browser tests drive the system Chromium headless (playwright's own browser
@@ -74,4 +77,4 @@ lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf _build dist .pytest_cache
+	rm -rf _build dist .pytest_cache _offline
