@@ -6,6 +6,9 @@
   already been declared" in the browser console.
 - A page that shows no widget carries no widget state or widget scripts
   (stale state saved in a notebook's metadata).
+- Lab pages do not show nbval's ``# NBVAL_CHECK_OUTPUT`` markers.
+- MyST markdown chapters get no Colab button (Colab opens only notebooks);
+  the labs, which are notebooks, keep theirs.
 - The build fails early, with the command to run, when the offline assets
   (MathJax, widget scripts; ``scripts/offline_assets.sh``) are missing, since
   the pages would then reference files that are not there.
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -61,6 +65,31 @@ def _no_stale_widgets(app: Sphinx, pagename, templatename, context, doctree) -> 
     ]
 
 
+NBVAL_MARKER = re.compile(r"^[ \t]*# NBVAL_[A-Z_]+[ \t]*\n?", re.MULTILINE)
+
+
+def _hide_nbval_markers(app: Sphinx, doctree) -> None:
+    """Remove ``# NBVAL_CHECK_OUTPUT``-style lines from the code a page shows.
+
+    They tell nbval which lab outputs to compare; a reader has no use for them.
+    """
+    for block in list(doctree.findall(nodes.literal_block)):
+        text = block.astext()
+        if "# NBVAL_" in text:
+            shown = NBVAL_MARKER.sub("", text)
+            block.rawsource = shown
+            block.children = [nodes.Text(shown)]
+
+
+def _colab_only_for_notebooks(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Colab opens only ``.ipynb`` files: no Colab button on a MyST markdown page."""
+    if context.get("page_source_suffix") == ".ipynb":
+        return
+    for group in context.get("header_buttons") or []:
+        if isinstance(group, dict) and group.get("label") == "launch-buttons":
+            group["buttons"] = [b for b in group.get("buttons", []) if b.get("text") != "Colab"]
+
+
 def _check_offline_assets(app: Sphinx) -> None:
     root = Path(app.srcdir, "_offline")
     if not (root / "mathjax" / "tex-mml-chtml.js").is_file():
@@ -72,6 +101,9 @@ def _check_offline_assets(app: Sphinx) -> None:
 
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _check_offline_assets)
+    app.connect("doctree-read", _hide_nbval_markers)
+    # after sphinx-book-theme's launch buttons (501), before the page is rendered
+    app.connect("html-page-context", _colab_only_for_notebooks, priority=502)
     # first: html-page-context stops at the first handler that returns a value
     app.connect("html-page-context", _one_script_each, priority=1)
     # last: myst-nb adds a notebook's widget scripts in its own handler

@@ -14,9 +14,10 @@ internet. For each page we check that
 - every internal link leads to a built page and, with a ``#fragment``, to an
   element with that id;
 - the launch buttons (Colab, Binder) point to files of the repository and, for
-  labs, to the page's own student notebook, never to a master;
-- no solution line of a master lab, Python traceback, warning or stderr output
-  is visible;
+  labs, to the page's own student notebook, never to a master; Colab only to
+  notebooks;
+- no solution line of a master lab, Python traceback, warning, stderr output
+  or nbval marker is visible, and no content is cut at the column edge;
 - interactive widgets show their stored (static) state.
 
 Screenshots of a few pages are saved to ``_build/screenshots/`` for review.
@@ -185,6 +186,14 @@ INSPECT_JS = """() => {
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     visible: document.body.innerText,
     doctests: [...document.querySelectorAll('.doctest')].map(e => e.innerText),
+    // (inline math is left out: MathJax glyphs overhang their box by a pixel or two)
+    clipped: [...article.querySelectorAll('*')].filter(e => {
+      const s = getComputedStyle(e);
+      return (s.overflowX === 'hidden' || s.overflowX === 'clip')
+             && e.scrollWidth > e.clientWidth + 4 && e.clientWidth > 0
+             && !e.closest('.math, mjx-container');
+    }).map(e => e.tagName + '.' + String(e.className).slice(0, 60)
+                + ` (${e.scrollWidth} px of content in ${e.clientWidth} px)`),
     stderr: [...document.querySelectorAll('.stderr, .output_stderr')]
             .filter(e => e.offsetParent !== null).map(e => e.textContent.slice(0, 200)),
     widget_state: !!document.querySelector(
@@ -272,6 +281,8 @@ def test_page_renders_offline(page_name, server, browser, solutions):
                 problems.append(f"launch button opens a master notebook: {href}")
             if page_name.startswith("labs/student/") and target != page_name + ".ipynb":
                 problems.append(f"launch button of {page_name} opens {target}")
+            if match["colab"] and not target.endswith(".ipynb"):
+                problems.append(f"Colab button opens {target}, but Colab opens only notebooks")
 
     # nothing a reader must not see
     visible = seen["visible"]
@@ -280,6 +291,10 @@ def test_page_renders_offline(page_name, server, browser, solutions):
     for leak in LEAKS.finditer(visible):
         start = max(0, leak.start() - 60)
         problems.append(f"traceback/warning text visible: {visible[start : leak.end() + 60]!r}")
+    if "NBVAL_" in visible:
+        problems.append("an nbval marker (# NBVAL_...) is visible")
+    for element in seen["clipped"]:
+        problems.append(f"content cut at the column edge (overflow hidden): {element}")
     for text in seen["stderr"]:
         problems.append(f"stderr output visible: {text!r}")
     # on lab pages every solution line; elsewhere only lines long enough to be
