@@ -56,7 +56,9 @@ def _no_stale_widgets(app: Sphinx, pagename, templatename, context, doctree) -> 
         return
     if any(WIDGET_VIEW in node.astext() for node in doctree.findall(nodes.raw)):
         return
+    # Sphinx files a relative script under _static/
     widget_js = set(app.config.nb_ipywidgets_js)
+    widget_js |= {f"_static/{path}" for path in widget_js}
     scripts[:] = [
         js
         for js in scripts

@@ -169,7 +169,7 @@ SETTLE_JS = """async () => {
 
 # What the page shows: math elements and their MathJax output, prose text (code
 # excluded) for raw TeX, images, links, visible text, widget state.
-INSPECT_JS = """() => {
+INSPECT_JS = r"""() => {
   const article = document.querySelector('article') || document.body;
   const prose = article.cloneNode(true);
   prose.querySelectorAll('pre, code, script, style, mjx-container, .math, .cell_output')
@@ -198,6 +198,7 @@ INSPECT_JS = """() => {
             .filter(e => e.offsetParent !== null).map(e => e.textContent.slice(0, 200)),
     widget_state: !!document.querySelector(
       'script[type="application/vnd.jupyter.widget-state+json"]'),
+    widget_scripts: [...document.scripts].some(e => /embed-amd|require\.js/.test(e.src)),
     widget_views: document.querySelectorAll(
       'script[type="application/vnd.jupyter.widget-view+json"]').length,
     widgets: document.querySelectorAll('.jupyter-widgets').length,
@@ -307,8 +308,8 @@ def test_page_renders_offline(page_name, server, browser, solutions):
     # without views carries no (stale) widget state or widget scripts
     if seen["widget_views"] and seen["widgets"] == 0:
         problems.append("the page has widget views but no widget was rendered")
-    if seen["widget_state"] and not seen["widget_views"]:
-        problems.append("stale widget state: the page stores widgets but shows none")
+    if (seen["widget_state"] or seen["widget_scripts"]) and not seen["widget_views"]:
+        problems.append("stale widget state or scripts: the page loads widgets but shows none")
 
     assert not problems, f"{page_name}:\n  " + "\n  ".join(dict.fromkeys(problems))
 
