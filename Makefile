@@ -9,15 +9,17 @@ TORCH  := torch==2.13.0
 SUBMISSIONS ?=
 LAB ?=
 CELL_TIMEOUT ?= 120
+TEST_TIMEOUT ?= 20
+JOBS ?= 2
 
 .PHONY: book test lab student grade lint clean help chromium
 
 help:
 	@echo "make book     build the book (executes every chapter) into _build/html"
 	@echo "make test     run every test: lint, strict book build, unit tests, lab notebooks, browser"
-	@echo "make lab      open JupyterLab on labs/"
+	@echo "make lab      open JupyterLab on the student notebooks (labs/student/)"
 	@echo "make student  build student notebooks + autograder zips into dist/"
-	@echo "make grade SUBMISSIONS=folder [LAB=name]  grade a folder of notebooks into a CSV"
+	@echo "make grade SUBMISSIONS=folder [LAB=name] [JOBS=2]  grade a folder of notebooks into a CSV"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,14 +66,15 @@ test: $(VENV)/.stamp-test _offline/.stamp chromium
 	$(BIN)/python -m pytest tests labs --nbval-lax --ignore=labs/student -p no:cacheprovider -n 2 --dist loadfile
 
 lab: $(VENV)/.stamp-lab
-	$(BIN)/jupyter lab labs/
+	$(BIN)/jupyter lab labs/student/
 
 student: $(VENV)/.stamp-lab
 	$(BIN)/odtlab student
 
 grade: $(VENV)/.stamp-lab
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=folder [LAB=lab00_welcome]"; exit 2)
-	$(BIN)/odtlab grade "$(SUBMISSIONS)" $(if $(LAB),--lab $(LAB)) --cell-timeout $(CELL_TIMEOUT)
+	$(BIN)/odtlab grade "$(SUBMISSIONS)" $(if $(LAB),--lab $(LAB)) --jobs $(JOBS) \
+		--cell-timeout $(CELL_TIMEOUT) --test-timeout $(TEST_TIMEOUT)
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .

@@ -10,9 +10,13 @@ Subcommands
 ``odtlab student``
     Build the student version, public tests and autograder zip of every lab
     (what ``make student`` runs).
-``odtlab grade FOLDER``
-    Grade every submitted notebook in FOLDER and write ``grades.csv``
-    (what ``make grade SUBMISSIONS=FOLDER`` runs).
+``odtlab grade FOLDER --jobs 2``
+    Grade every submitted notebook in FOLDER, two at a time, and write
+    ``grades.csv`` with per-question scores and notes
+    (what ``make grade SUBMISSIONS=FOLDER JOBS=2`` runs).
+``odtlab samples FOLDER``
+    Write five sample submissions of lab 0 (correct, all wrong, a loop at the
+    top level, a loop in a function, an exception) to try the grader on.
 """
 
 from __future__ import annotations
@@ -98,13 +102,24 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.submissions) / "grades.csv"
     grades = grade_folder(
         args.submissions, dist_dir=args.dist, lab=args.lab, out_csv=out,
-        cell_timeout=args.cell_timeout,
+        cell_timeout=args.cell_timeout, test_timeout=args.test_timeout, jobs=args.jobs,
     )  # fmt: skip
     for g in grades:
         print(f"{g.submission:40s} {g.lab:24s} {g.total:g}/{g.total_possible:g}")
         for note in g.notes:
             print(f"    {note}")
     print(f"Wrote {out}")
+    return 0
+
+
+def _cmd_samples(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from odtlab.grading import write_samples
+
+    for path in write_samples(Path(args.dist) / "lab00_welcome", args.out):
+        print(path)
+    print(f"Grade them with: odtlab grade {args.out} --jobs 2")
     return 0
 
 
@@ -144,7 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist", default="dist", help="where `odtlab student` wrote the zips")
     p.add_argument("--out", default=None, help="CSV path (default: SUBMISSIONS/grades.csv)")
     p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    p.add_argument(
+        "--test-timeout", type=int, default=20, help="seconds per test case (default 20)"
+    )
+    p.add_argument(
+        "--jobs", "-j", type=int, default=1, help="notebooks graded at once (default 1)"
+    )
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("samples", help="write five sample submissions of lab 0 to try the grader on")
+    p.add_argument("out", help="folder to write correct.ipynb, all_wrong.ipynb, ... into")
+    p.add_argument("--dist", default="dist", help="where `odtlab student` wrote the zips")
+    p.set_defaults(func=_cmd_samples)
     return parser
 
 

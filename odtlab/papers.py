@@ -4,31 +4,30 @@ Each function returns a list of :class:`PaperComparison` rows, one per figure
 of a paper, with the paper's number and ours in the same unit. Chapters call
 them and show the rows; ``benchmarks/papers.py`` prints them, one line each::
 
-    <name>: paper=<x> ours=<y> ratio=<y/x>
+    <name>: paper=<x> ours=<y> ratio=<y/x> measured=<m> engine=<e>
+
+``ours`` is counted under the **paper's own rules** (an ``accounting=`` of its
+own, :mod:`odtlab.memory.paper_rules`), so it should match the paper;
+``measured`` is what PyTorch really keeps for the same setting
+(``accounting="pytorch"``) and ``engine`` what odtlab's memory-optimised
+engine keeps (``accounting="engine"``), so the book can teach why the three
+differ. Rows where those two do not apply (ratios of Figure 1, QAS) print the
+first three fields only.
 
 Paper numbers are quoted with the version and the table or figure they come
 from, in a comment next to each (paper versions differ: TinyTL's NeurIPS 2020
-abstract says "up to 6.5x", the text "up to 12.9x"). Ours are computed by
-odtlab on the ``meta`` device (nothing is allocated, so a 224 x 224 ResNet-50
-costs no memory and about a second) with the memory-optimised ``"engine"``
-accounting (frozen weights int8, trained weights fp32, activations 8-bit, ReLU
-masks 1 bit, fp32 gradients) and plain SGD (no optimizer state, as the papers
-count none). "MB" is MiB (2**20 bytes), as in TinyTL's profiler.
+abstract says "up to 6.5x", the text "up to 12.9x"). Everything is computed
+on the ``meta`` device (nothing is allocated).
 
 **TinyTL** (Cai, Gan, Zhu, Han, NeurIPS 2020), chapter 3:
 :func:`tinytl_table2` and :func:`tinytl_figure1`. Table 2 uses
-ProxylessNAS-Mobile at 224 x 224, batch 8, the Flowers head (102 classes),
-GroupNorm everywhere. Our zoo has no ProxylessNAS: MobileNetV2-1.0 (its
-closest relative, same MB-blocks) stands in, named ``mbv2-as-proxyless``, with
-BatchNorm (the engine accounting has no GroupNorm rule yet). Ours is the
-engine's training **peak** of one step (weights, gradients, activations kept
-for backward, and the forward's and backward's transient tensors); the paper's
-figure is model size plus peak activation memory of the forward, activations
-counted in fp32 (TinyTL's profiler, ``activation_bits=32``), which is why full
-fine-tuning comes out about 3x smaller here. Bias-only comes out larger: the
-engine keeps each BatchNorm's 8-bit input when its shift (beta) trains, which
-the input gradient through batch statistics needs; TinyTL's profiler charges a
-norm layer only when its scale (gamma) trains.
+ProxylessNAS-Mobile (:func:`odtlab.models.proxylessnas_mobile`) with GroupNorm,
+the Flowers head (102 classes), batch 8, at 224 x 224 (one row at 320), and
+the lite residual branches in every method, as the reference code builds
+them (:func:`odtlab.recipes.tinytl_methods` with ``paper=True``). TinyTL's
+count is parameters (trained 4 B, frozen 1 B) plus batch x the forward's
+activation peak for one image, activations in fp32; MB = 10^6 bytes.
+``measured`` and ``engine`` are the training step's peak in MB.
 
 **On-Device Training Under 256KB Memory** (Lin, Zhu, Chen, Wang, Gan, Han,
 NeurIPS 2022), chapter 4: :func:`lin2022_sparse_update` (sparse against full
@@ -48,14 +47,16 @@ True
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from odtlab import data, memory, models
+from odtlab import data, memory, models, train
 from odtlab import recipes as R
+from odtlab.parallel import map_in_processes
 
 __all__ = [
     "PAPERS",
@@ -67,8 +68,8 @@ __all__ = [
     "tinytl_table2",
 ]
 
-MiB = 2**20
-KiB = 2**10
+MB = 10**6  # TinyTL's MB (its profiler divides by 1e6)
+KB = 1024  # the 256 KB paper's KB (its reference divides bits by 8 * 1024)
 
 
 @dataclass(frozen=True)
@@ -79,16 +80,25 @@ class PaperComparison:
     ----------
     name : str
         What is compared, the setting and the unit in brackets, e.g.
-        ``"tinytl/FT-Full mbv2-as-proxyless r224 b8 (MB)"``.
+        ``"tinytl/FT-Full proxylessnas-mobile r224 b8 (MB)"``.
     paper : float
-        The paper's figure (its unit is in ``name``: MB = MiB, KB = KiB, x = ratio).
+        The paper's figure (its unit is in ``name``: MB = 10^6 bytes for
+        TinyTL, KB = 1024 bytes for the 256 KB paper, x = ratio).
     ours : float
-        odtlab's figure, in the same unit.
+        odtlab's figure under the paper's own counting rules, same unit.
+    measured : float or None
+        What PyTorch really keeps in the same setting (``accounting="pytorch"``),
+        same unit; ``None`` where it does not apply.
+    engine : float or None
+        What odtlab's memory-optimised engine keeps (``accounting="engine"``),
+        same unit; ``None`` where it does not apply.
     """
 
     name: str
     paper: float
     ours: float
+    measured: float | None = None
+    engine: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -96,8 +106,12 @@ class PaperComparison:
         return self.ours / self.paper
 
     def line(self) -> str:
-        """``<name>: paper=<number> ours=<number> ratio=<ours/paper>``."""
-        return f"{self.name}: paper={self.paper:g} ours={self.ours:.2f} ratio={self.ratio:.2f}"
+        """``<name>: paper=<x> ours=<y> ratio=<y/x>``, then `` measured=<m> engine=<e>`` if known."""
+        text = f"{self.name}: paper={self.paper:g} ours={self.ours:.2f} ratio={self.ratio:.2f}"
+        if self.measured is not None or self.engine is not None:
+            m, e = ("n/a" if v is None else f"{v:.2f}" for v in (self.measured, self.engine))
+            text += f" measured={m} engine={e}"
+        return text
 
 
 def _meta_batch(batch: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,30 +140,60 @@ TINYTL_TABLE2 = (
 )
 
 
-def tinytl_table2() -> list[PaperComparison]:
+#: The accountings of every row: the paper's own rules, what PyTorch keeps, the engine's.
+_ACCOUNTINGS = ("paper", "pytorch", "engine")
+
+
+def _three_accountings(
+    settings: list[tuple[nn.Module, tuple[torch.Tensor, torch.Tensor], R.Recipe, str]],
+    workers: int,
+) -> list[dict[str, dict[str, int]]]:
+    """For each ``(model, batch, recipe, paper rules)``: the report totals of the three accountings.
+
+    Each setting gives ``{"paper": totals, "pytorch": totals, "engine": totals}``, the
+    totals with ``"frozen"`` (the frozen weight bytes) added. The ``3 x len(settings)``
+    reports are independent, so ``workers`` processes share them
+    (:func:`odtlab.parallel.map_in_processes`).
+    """
+
+    def job(i: int) -> dict[str, int]:
+        model, batch, recipe, rules = settings[i // 3]
+        acc = _ACCOUNTINGS[i % 3]
+        report = train.profile(
+            model, batch, recipe, accounting=rules if acc == "paper" else acc, flops=False
+        )
+        return {**report.totals, "frozen": report.frozen_weight_bytes}
+
+    totals = map_in_processes(job, 3 * len(settings), workers=workers)
+    return [dict(zip(_ACCOUNTINGS, totals[3 * k : 3 * k + 3], strict=True)) for k in range(len(settings))]
+
+
+def tinytl_table2(*, workers: int = 1) -> list[PaperComparison]:
     """TinyTL's Table 2 training memory against ours, method by method (chapter 3).
 
     Source: Cai et al., "TinyTL: Reduce Memory, Not Parameters for Efficient
-    On-Device Learning", NeurIPS 2020, Table 2, "Train. Mem." column
-    (ProxylessNAS-Mobile, batch 8, 224 x 224 and one row at 320 x 320).
-
-    Ours: each method of :func:`odtlab.recipes.tinytl_methods` on MobileNetV2-1.0
-    with a 102-class head (``mbv2-as-proxyless``), batch 8, the engine's training
-    peak of one SGD step in MiB, analysed on ``meta``.
-
-    Returns
-    -------
-    list of PaperComparison
-        One row per line of Table 2, unit MB (MiB).
+    On-Device Learning", NeurIPS 2020, Table 2, "Train. Mem." column; rules of
+    the reference's ``tinytl/utils/memory_cost_profiler.py`` (``mit-han-lab/tinyml``)
+    as ``tinytl_fgvc_train.py`` calls it (32-bit activations and trained, 8-bit
+    frozen parameters). Ours: ``odtlab.recipes.tinytl_methods(SGD(), paper=True)``
+    on ProxylessNAS-Mobile (GroupNorm, 102 classes), batch 8, on ``meta``, with
+    ``accounting="tinytl"``; ``measured`` and ``engine``: the step's peak under
+    ``"pytorch"`` and ``"engine"`` (plain SGD). ``workers`` processes share the
+    21 analyses. Returns one row per line of Table 2, unit MB (10^6 bytes).
     """
-    backbone = models.mobilenetv2(num_classes=102, width_mult=1.0, device="meta")
-    methods = R.tinytl_methods(R.SGD())
+    backbone = models.proxylessnas_mobile(num_classes=102, norm="group", device="meta")
+    methods = R.tinytl_methods(R.SGD(), paper=True)
+    settings = [
+        (backbone, _meta_batch(8, resolution), methods[method], "tinytl")
+        for _, method, resolution, _ in TINYTL_TABLE2
+    ]
     rows = []
-    for paper_row, method, resolution, paper_mb in TINYTL_TABLE2:
-        net = methods[method].prepare(copy.deepcopy(backbone))
-        ours = _engine_report(net, 8, resolution).totals["peak"] / MiB
-        name = f"tinytl/{paper_row} mbv2-as-proxyless r{resolution} b8 (MB)"
-        rows.append(PaperComparison(name, paper_mb, ours))
+    for (paper_row, _, resolution, paper_mb), totals in zip(
+        TINYTL_TABLE2, _three_accountings(settings, workers), strict=True
+    ):
+        mb = {acc: t["peak"] / MB for acc, t in totals.items()}
+        name = f"tinytl/{paper_row} proxylessnas-mobile r{resolution} b8 (MB)"
+        rows.append(PaperComparison(name, paper_mb, mb["paper"], mb["pytorch"], mb["engine"]))
     return rows
 
 
@@ -187,95 +231,105 @@ def tinytl_figure1() -> list[PaperComparison]:
 
 # ---- On-Device Training Under 256KB Memory (Lin et al., NeurIPS 2022, lin2022ondevice) ----
 #
-# The model is MCUNet-5FPS (``models.mcunet(blocks="mcunet-5fps")``, random weights) at
-# 128x128 (tiny-training's ``image_size: 128``), batch 1, the Flowers head (102 classes, as
-# in tiny-training's ``algorithm/scripts/sparse_update.sh``), BatchNorm folded (the
-# SparseUpdate part folds it). Two ways to count, both from odtlab's engine accounting
-# (8-bit activations, 1-bit ReLU masks, SGD without momentum, as the paper's main results):
-#
-# * "SRAM": the engine's whole-step peak minus the frozen int8 weights, which a
-#   microcontroller reads from flash (a constant over the step). Our engine keeps fp32
-#   master copies of the trained weights and their fp32 gradients until the optimizer step.
-# * "int8 in place": what the paper's Tiny Training Engine keeps besides the inference
-#   graph, as the reference script counts it: 8-bit activations for backward, the updated
-#   weights in int8 (the int8 graph is trained directly, QAS fixing its gradients) updated in
-#   place during backward so no gradient buffer lives on, and 32-bit biases. This is an
-#   *extra* memory, on top of the forward's own buffers, so it is only compared with the
-#   reference's extra-memory figures, never with a peak.
+# MCUNet-5FPS (random weights) at 128x128 (tiny-training's ``image_size: 128``), batch 1,
+# 102 classes (``algorithm/scripts/sparse_update.sh``), BatchNorm folded, SGD without
+# momentum. "ours": the reference's own count (``accounting="256kb"``); "measured": what
+# PyTorch keeps for backward (fp32); "engine": the engine's kept activations plus the
+# updated weights in int8 and biases in 32 bits, updated in place ("int8 in place"). The
+# "7-9x" line is a ratio of ratios: the paper *measured* peak SRAM on the STM32F746 with its
+# engine; ours is our engine's peak less the frozen int8 weights (read from flash). What we
+# cannot simulate is that engine's in-place memory planning (reusing forward buffers).
 
 
-def _sparse_memory(part: R.TrainablePart, model: nn.Module, resolution: int) -> dict[str, int]:
-    """Bytes of a trainable part on ``model`` at batch 1, in the two ways described above."""
-    net = R.Recipe(part, R.SGD()).prepare(copy.deepcopy(model))
-    report = _engine_report(net, 1, resolution)
+def _sparse_memory(totals: dict[str, dict[str, int]], recipe: R.Recipe, model: nn.Module) -> dict:
+    """One scheme of the 256 KB paper (batch 1, 128 px): the figure of each accounting, bytes."""
+    net = recipe.prepare(copy.deepcopy(model))
     trained = {n: p.numel() for n, p in net.named_parameters() if p.requires_grad}
     biases = sum(v for n, v in trained.items() if n.endswith("bias"))
     weights = sum(trained.values()) - biases
+    engine, pytorch = totals["engine"], totals["pytorch"]
     return {
-        "sram": report.totals["peak"] - report.frozen_weight_bytes,
-        "int8 in place": report.totals["activations"] + weights * 1 + biases * 4,
+        "256kb": totals["paper"]["peak"],
+        "pytorch kept": pytorch["activations"],
+        "int8 in place": engine["activations"] + weights * 1 + biases * 4,
+        "sram": engine["peak"] - engine["frozen"],
+        "pytorch sram": pytorch["peak"] - pytorch["frozen"],
     }
 
 
-def lin2022_sparse_update() -> list[PaperComparison]:
+def lin2022_sparse_update(*, workers: int = 1) -> list[PaperComparison]:
     """The 256 KB paper's sparse update against full update, and its schemes' memory (chapter 4).
 
     Sources: Lin et al., "On-Device Training Under 256KB Memory", NeurIPS 2022,
     Figure 10(a), restated in Lin et al., "Tiny Machine Learning: Progress and
     Futures", IEEE Circuits and Systems Magazine 2023, Figure 21(a) (peak SRAM
-    of full over sparse update: 7-9x); the reference code's
-    ``algorithm/scripts/sparse_update.sh`` in mit-han-lab/tiny-training (the
-    "100KB scheme" and "update last 12 weights and biases ... uses 448KB").
+    of full over sparse update, measured on the STM32F746: 7-9x); the
+    reference code's ``algorithm/scripts/sparse_update.sh`` in
+    mit-han-lab/tiny-training (the "100KB scheme" and "update last 12 weights
+    and biases ... uses 448KB"), counted by its ``nelem_saved_for_backward``.
 
     Ours: MCUNet-5FPS (random weights: memory depends on shapes only) at
-    128 x 128, batch 1, 102 classes, BatchNorm folded, analysed on ``meta``
-    with the engine accounting; SRAM is the step's peak less the frozen int8
-    weights (read from flash), extra memory is counted as the reference does
-    (8-bit activations, int8 updated weights, 32-bit biases).
+    128 x 128, batch 1, 102 classes, BatchNorm folded, analysed on ``meta``;
+    see the comment above this function for the accountings of each row.
+
+    Parameters
+    ----------
+    workers : int, default 1
+        Processes that share the nine analyses.
 
     Returns
     -------
     list of PaperComparison
-        Three rows: the SRAM ratio (x), the 100 KB scheme's and the last 12
-        layers' extra memory (KB = KiB).
+        Three rows: the SRAM ratio of ratios (x), then the 100 KB scheme's and
+        the last 12 layers' memory (KB = 1024 bytes).
     """
     model = models.mcunet(blocks="mcunet-5fps", num_classes=102, device="meta")
-    full = _sparse_memory(R.Full(), model, 128)
-    sparse = _sparse_memory(R.paper_scheme_100kb(), model, 128)
-    last12 = _sparse_memory(
-        R.SparseUpdate(bias_layers=12, weights={i: 1.0 for i in range(30, 42)}), model, 128
+    last = R.SparseUpdate(bias_layers=12, weights={i: 1.0 for i in range(30, 42)})
+    recipes = [R.Recipe(part, R.SGD()) for part in (R.Full(), R.paper_scheme_100kb(), last)]
+    settings = [(model, _meta_batch(1, 128), recipe, "256kb") for recipe in recipes]
+    full, sparse, last12 = (
+        _sparse_memory(totals, recipe, model)
+        for totals, recipe in zip(_three_accountings(settings, workers), recipes, strict=True)
     )
     return [
         # Peak memory measured on STM32F746 for three models (MbV2-w0.35, ProxylessNAS-w0.3,
         # MCUNet-5FPS): "The sparse update effectively reduces peak memory by 7-9x" against
         # the full update. Read in Lin et al., "Tiny Machine Learning: Progress and Futures",
         # IEEE Circuits and Systems Magazine 2023, Q3, p. 30, Figure 21(a), which restates the
-        # NeurIPS 2022 paper's Figure 10(a) (the NeurIPS PDF was not at hand). We print the
-        # middle of the range, 8.
+        # NeurIPS 2022 paper's Figure 10(a). We print the middle of the range, 8; ours is our
+        # engine's ratio (the paper measured its engine), so ratio= is a ratio of ratios.
         PaperComparison(
-            "256kb/SRAM full-over-sparse(100KB scheme) mcunet-5fps r128 b1 (x, paper 7-9)",
+            "256kb/SRAM full-over-sparse(100KB scheme) mcunet-5fps r128 b1 "
+            "(x, paper 7-9 measured on STM32F746 by its engine, ours our engine less flash weights)",
             8,
             full["sram"] / sparse["sram"],
+            full["pytorch sram"] / sparse["pytorch sram"],
+            full["sram"] / sparse["sram"],
         ),
-        # tiny-training, algorithm/scripts/sparse_update.sh: "sparse update (100KB scheme)",
-        # the reference's analytic extra memory (8-bit activations and updated weights,
-        # 1-bit masks, 32-bit biases): the "int8 in place" count.
+        # tiny-training, algorithm/scripts/sparse_update.sh: "sparse update (100KB scheme)".
         PaperComparison(
-            "256kb/100KB-scheme extra memory, int8 in place, mcunet-5fps r128 b1 (KB)",
+            "256kb/100KB-scheme memory for backward, reference count, mcunet-5fps r128 b1 (KB)",
             100,
-            sparse["int8 in place"] / KiB,
+            sparse["256kb"] / KB,
+            sparse["pytorch kept"] / KB,
+            sparse["int8 in place"] / KB,
         ),
         # Same script: "update last 12 weights and biases ... uses 448KB".
         PaperComparison(
-            "256kb/last-12-layers extra memory, int8 in place, mcunet-5fps r128 b1 (KB)",
+            "256kb/last-12-layers memory for backward, reference count, mcunet-5fps r128 b1 (KB)",
             448,
-            last12["int8 in place"] / KiB,
+            last12["256kb"] / KB,
+            last12["pytorch kept"] / KB,
+            last12["int8 in place"] / KB,
         ),
     ]
 
 
 def lin2022_qas(
-    per_channel: R.QASReport | None = None, per_tensor: R.QASReport | None = None
+    per_channel: R.QASReport | None = None,
+    per_tensor: R.QASReport | None = None,
+    *,
+    workers: int = 1,
 ) -> list[PaperComparison]:
     """QAS: the int8 graph's ||W||/||G|| over the fp32 graph's, median over the layers (chapter 4).
 
@@ -298,6 +352,9 @@ def lin2022_qas(
         just plotted them passes them in, so nothing is computed twice); by
         default they are computed here (a few seconds on a CPU).
 
+    workers : int, default 1
+        Processes that share the two reports (when they are computed here).
+
     Returns
     -------
     list of PaperComparison
@@ -306,12 +363,16 @@ def lin2022_qas(
     if per_channel is None or per_tensor is None:
         images = data.train_test("target-new-classes", 16, 1, seed=0)[0]
         batch = data.as_tensors(images)
-        if per_channel is None:
-            per_channel = R.qas_gradient_scale_report(models.pretrained("mbv2-shapes"), batch)
-        if per_tensor is None:
-            per_tensor = R.qas_gradient_scale_report(
-                models.pretrained("mbv2-shapes"), batch, per_channel=False
+        given = (per_channel, per_tensor)
+
+        def job(i: int) -> R.QASReport:
+            if given[i] is not None:
+                return given[i]
+            return R.qas_gradient_scale_report(
+                models.pretrained("mbv2-shapes"), batch, per_channel=(i == 0)
             )
+
+        per_channel, per_tensor = map_in_processes(job, 2, workers=workers)
     return [
         # Section 2.1 ("Quantization-aware scaling") of the NeurIPS 2022 version plots
         # ||W||/||G|| layer by layer for fp32, int8 and int8+QAS: with QAS the int8 curve lies
@@ -341,6 +402,10 @@ PAPERS: list[Callable[[], list[PaperComparison]]] = [
 ]
 
 
-def all_comparisons() -> list[PaperComparison]:
-    """Every row of :data:`PAPERS`, in order (about 15 s on 2 CPU cores)."""
-    return [row for comparisons in PAPERS for row in comparisons()]
+def all_comparisons(*, workers: int = 1) -> list[PaperComparison]:
+    """Every row of :data:`PAPERS`, in order; ``workers`` processes share the analyses."""
+    rows: list[PaperComparison] = []
+    for comparisons in PAPERS:
+        takes_workers = "workers" in inspect.signature(comparisons).parameters
+        rows += comparisons(workers=workers) if takes_workers else comparisons()  # type: ignore[call-arg]
+    return rows

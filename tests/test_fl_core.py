@@ -18,9 +18,13 @@ from odtlab.fl import (
     FedAvg,
     FedAvgM,
     FedProx,
+    Int8Updates,
+    TopK,
     UnknownStrategy,
     aggregate,
     client,
+    compress_update,
+    compression,
     get_strategy,
     run_federation,
     simulation,
@@ -31,7 +35,7 @@ from odtlab.fl import (
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("module", [aggregate, client, simulation, strategies])
+@pytest.mark.parametrize("module", [aggregate, client, compression, simulation, strategies])
 def test_the_doctests_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 1 and result.failed == 0
@@ -223,3 +227,91 @@ def test_a_recipe_that_renames_parameters_is_refused():
     net = models.mlp(seed=0)
     with pytest.raises(InvalidRecipe, match="changes the model"):
         c.fit(net, net.state_dict(), {})
+
+
+@pytest.mark.parametrize("strategy", [FedAvg(), FedProx(mu=0.1)], ids=["fedavg", "fedprox"])
+def test_the_vectorized_engine_gives_the_loops_result(strategy):
+    train, test = data.digits("train"), data.digits("test")
+    parts = data.partition(train, 6, scheme="dirichlet", alpha=0.5, seed=1)
+    recipe = R.Recipe(R.SGD(lr=0.1, weight_decay=1e-4))
+    clients = [Client(f"c{k}", Subset(train, p), recipe) for k, p in enumerate(parts)]
+    assert len({len(p) for p in parts}) > 1  # unequal clients: padding and masking are exercised
+    runs = {engine: run_federation(models.mlp(seed=0), clients, copy.deepcopy(strategy), rounds=3,
+                                   clients_per_round=4, local_epochs=2, batch_size=16, test_data=test,
+                                   seed=2, engine=engine, progress=False)
+            for engine in ("loop", "vectorized")}  # fmt: skip
+    loop, vec = runs["loop"], runs["vectorized"]
+    assert [r.trained for r in loop.rounds] == [r.trained for r in vec.rounds]
+    for key in loop.params:
+        assert torch.allclose(loop.params[key], vec.params[key], atol=1e-5), key
+    for a, b in zip(loop.rounds, vec.rounds, strict=True):
+        assert a.loss == pytest.approx(b.loss, abs=1e-5) and a.accuracy == b.accuracy
+        assert a.bytes_up == b.bytes_up
+
+
+def test_the_vectorized_engine_names_what_it_cannot_do():
+    train = data.digits("train")
+    subset = Subset(train, range(64))
+    mlp = models.mlp(seed=0)
+    for recipe, message in [(R.Recipe(R.Adam()), "plain SGD"), (R.Recipe(R.Momentum()), "plain SGD"),
+                            (R.Recipe(R.MicroBatch(2)), "trainable-set and SGD parts")]:  # fmt: skip
+        with pytest.raises(InvalidRecipe, match=message):
+            run_federation(mlp, [Client("a", subset, recipe)], FedAvg(), rounds=1, engine="vectorized",
+                           progress=False)  # fmt: skip
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 10))  # fmt: skip
+    with pytest.raises(InvalidRecipe, match="GroupNorm"):
+        run_federation(cnn, [Client("a", subset)], FedAvg(), rounds=1, engine="vectorized", progress=False)
+    with pytest.raises(ValueError, match="engine="):
+        run_federation(mlp, [Client("a", subset)], FedAvg(), rounds=1, engine="ray", progress=False)
+
+
+def test_only_eligible_clients_are_sampled_and_dropouts_are_reported():
+    train = data.digits("train")
+    never = Client("never-charging", Subset(train, range(0, 40)), availability=0.0)
+    half = Client("sometimes", Subset(train, range(40, 80)), availability=0.5)
+    leaves = Client("leaves", Subset(train, range(80, 120)), dropout=1.0)
+    steady = Client("steady", Subset(train, range(120, 160)))
+    run = run_federation(models.mlp(seed=0), [never, half, leaves, steady], FedAvg(), rounds=40,
+                         seed=0, engine="vectorized", progress=False)  # fmt: skip
+    trained = [set(r.trained) for r in run.rounds]
+    assert not any("never-charging" in t or "leaves" in t for t in trained)
+    assert all("steady" in t for t in trained)
+    share = sum("sometimes" in t for t in trained) / len(trained)
+    assert 0.3 < share < 0.7  # eligible about half of the rounds (40 seeded draws)
+    assert all(("leaves", "left during the round (dropout)") in r.dropped for r in run.rounds)
+    with pytest.raises(ValueError, match="availability"):
+        Client("x", Subset(train, range(4)), availability=1.5)
+
+
+def test_int8_and_topk_compress_updates_by_hand():
+    delta = {"w": t(1.27, -0.635, 0.0, 0.2)}
+    sent, nbytes = Int8Updates().compress(delta)
+    # scale = 1.27 / 127 = 0.01: every value within half a step, 4 values + one 4-byte scale
+    assert nbytes == 4 + 4 and (sent["w"] - delta["w"]).abs().max() <= 0.005 + 1e-7
+    sent, nbytes = TopK(fraction=0.5).compress(delta)
+    assert torch.equal(sent["w"], t(1.27, -0.635, 0.0, 0.0)) and nbytes == 2 * 8
+    # error feedback: what was not sent comes back in the next round
+    g = {"w": t(0.0, 0.0, 0.0, 0.0)}
+    residual: dict = {}
+    first, _ = compress_update(TopK(fraction=0.25), {"w": t(3.0, 1.0, 0.0, 0.0)}, g, residual)
+    assert torch.equal(first["w"], t(3.0, 0.0, 0.0, 0.0)) and torch.equal(residual["w"], t(0.0, 1.0, 0.0, 0.0))
+    second, _ = compress_update(TopK(fraction=0.25), {"w": t(0.0, 0.5, 0.0, 0.0)}, g, residual)
+    assert torch.equal(second["w"], t(0.0, 1.5, 0.0, 0.0))  # the held-back 1.0 plus the new 0.5
+    with pytest.raises(ValueError, match="fraction"):
+        TopK(fraction=0.0)
+
+
+def test_compressed_clients_send_fewer_bytes_and_still_learn():
+    train, test = data.digits("train"), data.digits("test")
+    parts = data.partition(train, 4, seed=0)
+    runs = {}
+    for label, comp in [("fp32", None), ("int8", Int8Updates()), ("top-10%", TopK(0.1))]:
+        clients = [Client(f"c{k}", Subset(train, p), R.Recipe(R.SGD(lr=0.1)), compression=comp)
+                   for k, p in enumerate(parts)]  # fmt: skip
+        runs[label] = run_federation(models.mlp(seed=0), clients, FedAvg(), rounds=8, test_data=test,
+                                     engine="vectorized", progress=False)  # fmt: skip
+    up = {k: r.rounds[0].bytes_up for k, r in runs.items()}
+    assert up["int8"] < 0.3 * up["fp32"] and up["top-10%"] < 0.25 * up["fp32"]
+    assert runs["int8"].final_accuracy > runs["fp32"].final_accuracy - 0.05
+    assert runs["top-10%"].final_accuracy > 0.5

@@ -1,11 +1,12 @@
 """otter-grader end to end: student versions, public tests, and local autograding.
 
 These tests run ``otter assign`` on every lab and ``otter run`` on a few
-submissions (about 10 s each), so they are marked slow.
+submissions (about 10 s each, two at a time), so they are marked slow.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import filecmp
 import json
@@ -20,8 +21,11 @@ from odtlab.grading import (
     find_masters,
     grade_folder,
     grade_submission,
+    grader,
     lab_of,
     public_tests_dir,
+    short_message,
+    write_samples,
 )
 from odtlab.grading.assign import _clean_student_notebook, repository_url
 
@@ -87,49 +91,118 @@ def test_solution_scores_full_marks_and_student_version_scores_zero(master, assi
     assert blank.total == 0, blank.scores
 
 
-def _with_answers(notebook: Path, replacements: dict[str, str], dest: Path) -> Path:
-    """Copy ``notebook`` replacing the source of the cell that starts with each key."""
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        for start, source in replacements.items():
-            if cell.cell_type == "code" and cell.source.startswith(start):
-                cell.source = source
-    nbformat.write(nb, dest)
-    return dest
+# What the five sample submissions of lab 0 score (odtlab.grading.SAMPLES says what each does):
+# a loop or an exception inside param_bytes costs only the q2 test that calls it (1 point), a
+# loop at the top level only q3, the question whose answer cell never ends.
+SAMPLE_SCORES = {
+    "all_wrong.ipynb": {"q1": 0, "q2": 0, "q3": 0},
+    "correct.ipynb": {"q1": 2, "q2": 3, "q3": 2},
+    "exception.ipynb": {"q1": 2, "q2": 2, "q3": 2},
+    "loop_in_function.ipynb": {"q1": 2, "q2": 2, "q3": 2},
+    "top_level_loop.ipynb": {"q1": 2, "q2": 3, "q3": 0},
+}
+# The CSV the instructors' page shows; refresh it with
+#   odtlab samples s/ && odtlab grade s/ --jobs 2 --cell-timeout 10 --test-timeout 5 \
+#     --out labs/samples/lab00_welcome_grades.csv
+SAMPLE_CSV = ROOT / "labs" / "samples" / "lab00_welcome_grades.csv"
 
 
-def test_bad_submissions_get_per_question_results_and_one_csv(assigned, tmp_path):
+def test_sample_submissions_get_fair_scores_and_notes(assigned, tmp_path):
     lab = assigned["lab00_welcome"]
     subs = tmp_path / "submissions"
-    subs.mkdir()
-    solution = _solution_notebook(lab)
-    (subs / "alice.ipynb").write_text(solution.read_text())
-    _with_answers(
-        solution,
-        {
-            "linear_bytes =": "linear_bytes = 4 * 64 * 10  # forgot the bias\nlinear_bytes",
-            "def param_bytes": "def param_bytes(model):\n    return 1 / 0\n\nmlp = None",
-            "devices_that_hold_mlp =": "while True:\n    pass",
-        },
-        subs / "bob.ipynb",
-    )
-    grades = grade_folder(subs, dist_dir=lab.autograder_zip.parent.parent, cell_timeout=5)
+    write_samples(lab.autograder_zip.parent, subs)
+    grades = grade_folder(
+        subs, dist_dir=lab.autograder_zip.parent.parent, cell_timeout=10, test_timeout=5,
+        jobs=2, progress=False,
+    )  # fmt: skip
     by_name = {g.submission: g for g in grades}
-    alice, bob = by_name["alice.ipynb"], by_name["bob.ipynb"]
-    assert alice.total == alice.total_possible == 7
-    assert bob.scores["q1"] < bob.possible["q1"]
-    assert bob.scores["q2"] == 0
-    assert bob.scores["q3"] == 0
-    notes = " ".join(bob.notes)
-    assert "ZeroDivisionError" in notes
-    assert "CellTimeout" in notes
-    assert "q1:" in notes and "q2:" in notes and "q3:" in notes
+    assert {name: g.scores for name, g in by_name.items()} == SAMPLE_SCORES
+    assert all(g.total_possible == 7 for g in grades)
+    notes = {name: " | ".join(g.notes) for name, g in by_name.items()}
+    assert notes["correct.ipynb"] == ""
+    assert "TimeoutError" in notes["loop_in_function.ipynb"]
+    assert "KeyError" in notes["exception.ipynb"]
+    assert "CellTimeout" in notes["top_level_loop.ipynb"]
+    # every lost point comes with the failed test's own message, one line each
+    assert all(note.startswith("q") and "\n" not in note for g in grades for note in g.notes)
+    assert notes["all_wrong.ipynb"].count("AssertionError: ") == 3
 
-    rows = list(csv.DictReader((subs / "grades.csv").open()))
-    assert [r["submission"] for r in rows] == ["alice.ipynb", "bob.ipynb"]
-    assert rows[0]["total"] == "7" and rows[0]["possible"] == "7"
-    assert rows[1]["q2"] == "0" and rows[1]["q3"] == "0"
-    assert "CellTimeout" in rows[1]["notes"]
+    fresh = (subs / "grades.csv").read_text()
+    rows = list(csv.DictReader(fresh.splitlines()))
+    assert [r["submission"] for r in rows] == sorted(SAMPLE_SCORES)
+    assert [r["q2"] for r in rows] == ["0", "3", "2", "2", "3"]
+    assert SAMPLE_CSV.read_text() == fresh, f"{SAMPLE_CSV} is stale: refresh it (see SAMPLE_CSV)"
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
+def test_points_come_from_hidden_tests_of_the_value_and_each_says_what_to_fix(master, assigned):
+    tests = sorted((assigned[master.stem].autograder_zip.parent / "autograder" / "tests").glob("*.py"))
+    assert tests
+    for path in tests:
+        spec: dict = {}
+        exec(path.read_text(), spec)
+        cases = spec["test"]["suites"][0]["cases"]
+        points = spec["test"]["points"]
+        assert isinstance(points, list) and len(points) == len(cases), path.name
+        for case, pts in zip(cases, points, strict=True):
+            code = "\n".join(line[4:] for line in case["code"].splitlines() if line[:4] in (">>> ", "... "))
+            asserts = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Assert)]
+            assert asserts, f"{master.stem} {path.stem}: a test without an assert"
+            assert all(a.msg is not None for a in asserts), f"{master.stem} {path.stem}: {code}"
+            if case["hidden"]:
+                assert pts > 0, f"{master.stem} {path.stem}: a hidden test worth no points"
+            else:
+                assert pts == 0, f"{master.stem} {path.stem}: public checks are hints, worth 0"
+        assert sum(points) > 0
+
+
+def test_a_failed_check_prints_one_line_and_catches_the_typical_wrong_answer(tmp_path, monkeypatch):
+    import torch
+    from torch import nn
+
+    import odtlab as odt
+
+    monkeypatch.chdir(tmp_path)  # otter writes its log next to the notebook
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    batch = (torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))
+    right = odt.memory.saved_activation_bytes(model, batch)
+    logits_only = 16 * 64 * 4 + 16 * 32 * 4 + 16 * 10 * 4
+    assert logits_only == 6784 and right > logits_only
+
+    check = grader("lab01_memory_wall").check
+    forgot_targets = check("q1", {"act_bytes": logits_only})
+    assert not forgot_targets.passed
+    assert str(forgot_targets).startswith("q1: not yet. ")
+    assert "\n" not in str(forgot_targets) and "loss" in str(forgot_targets)
+    assert str(right) not in str(forgot_targets)
+    twice = check("q1", {"act_bytes": right + 16 * 32 * 4})
+    assert "counted twice" in str(twice) and "\n" not in str(twice)
+    assert check("q1", {"act_bytes": right}).passed
+
+    lab0 = grader("lab00_welcome").check
+    assert "weight matrix alone" in str(lab0("q1", {"linear_bytes": 4 * 64 * 10}))
+    assert lab0("q1", {"linear_bytes": 4 * (64 * 10 + 10)}).passed
+    assert "q1: the checks pass" in repr(lab0("q1", {"linear_bytes": 4 * (64 * 10 + 10)}))
+    every = str(grader("lab00_welcome").check_all())  # nothing answered here: a line a question
+    assert [line[:13] for line in every.splitlines()] == [f"q{i}: not yet. " for i in (1, 2, 3)]
+    assert "NameError" in every
+
+
+def test_short_message_keeps_the_line_that_says_what_is_wrong():
+    trace = "Failed example:\n    f()\nTraceback (most recent call last):\n  File x\nKeyError: 'a'\n"
+    assert short_message(trace) == "KeyError: 'a'"
+    assert short_message("AssertionError") == "AssertionError: a check failed (the test gives no message)"
+    assert short_message("builtins.TimeoutError: too slow") == "TimeoutError: too slow"
+
+
+def test_grade_command_takes_jobs_and_a_test_timeout():
+    from odtlab.cli import build_parser
+
+    args = build_parser().parse_args(["grade", "subs", "--jobs", "2", "--test-timeout", "7"])
+    assert (args.jobs, args.test_timeout, args.cell_timeout) == (2, 7, 120)
+    with pytest.raises(GradingError, match="jobs"):
+        grade_folder(ROOT / "labs" / "student", jobs=0)
 
 
 def test_grading_a_folder_without_autograder_says_run_make_student(tmp_path):

@@ -15,6 +15,7 @@ SMALL: dict[str, tuple[dict, dict]] = {
     "cnn": ({}, {"resolution": 16}),
     "mobilenetv2": ({"width_mult": 0.35, "num_classes": 10}, {"resolution": 32}),
     "mcunet": ({}, {"resolution": 32}),
+    "proxylessnas-mobile": ({"num_classes": 10}, {"resolution": 32}),
     "transformer": ({"seq_len": 16}, {}),
 }
 ZOO = models.available()

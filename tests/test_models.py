@@ -21,19 +21,20 @@ from odtlab.models import (
     make_divisible,
 )
 
-ZOO_NAMES = ["mlp", "cnn", "mobilenetv2", "mcunet", "transformer"]
+ZOO_NAMES = ["mlp", "cnn", "mobilenetv2", "mcunet", "proxylessnas-mobile", "transformer"]
 #: Smaller settings for tests that build a model several times.
 FAST_KWARGS: dict[str, dict] = {
     "mlp": {},
     "cnn": {},
     "mobilenetv2": {"width_mult": 0.35, "num_classes": 10},
     "mcunet": {},
+    "proxylessnas-mobile": {"num_classes": 10},
     "transformer": {},
 }
 
 
 def _num_classes(name: str, kwargs: dict) -> int:
-    return kwargs.get("num_classes", 1000 if name == "mobilenetv2" else 10)
+    return kwargs.get("num_classes", 1000 if name in ("mobilenetv2", "proxylessnas-mobile") else 10)
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from odtlab import data, devices, memory, models
 from odtlab.errors import InvalidRecipe
-from odtlab.memory import AnalyticUnsupported
 from odtlab.models import InvertedResidual
 from odtlab.recipes import SGD, BatchNormPolicy, BiasOnly, Recipe, tinytl_methods
 from odtlab.recipes.layers.lite_residual import (
@@ -279,10 +278,6 @@ def test_analytic_memory_agrees_with_measurement_with_lite_residuals(part, accou
     assert analytic.totals == measured.totals
 
 
-@pytest.mark.xfail(
-    raises=AnalyticUnsupported, strict=True,
-    reason="odtlab.memory has no GroupNorm formula (analytic) nor rule (engine) yet",
-)  # fmt: skip
 def test_analytic_memory_with_group_norm_branches():
     net = Recipe(TinyTL(norm="group")).prepare(models.mobilenetv2(num_classes=10, width_mult=0.35))
     x, y = _batch(4)

@@ -14,6 +14,7 @@ and :func:`odtlab.data.split_by_user`.
 
 from odtlab.fl.aggregate import check_update, weighted_mean
 from odtlab.fl.client import Client, ClientResult
+from odtlab.fl.compression import Compressor, Int8Updates, TopK, compress_update
 from odtlab.fl.errors import InvalidUpdate, UnknownStrategy
 from odtlab.fl.simulation import FederatedRun, RoundRecord, run_federation
 from odtlab.fl.strategies import (
@@ -29,6 +30,10 @@ from odtlab.fl.strategies import (
 __all__ = [
     "Client",
     "ClientResult",
+    "Compressor",
+    "Int8Updates",
+    "TopK",
+    "compress_update",
     "Strategy",
     "FedAvg",
     "FedProx",

@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,12 +38,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from odtlab import devices
-from odtlab.data import loader
+from odtlab.data import as_tensors
 from odtlab.errors import InvalidRecipe
+from odtlab.fl.compression import Compressor, compress_update
 from odtlab.recipes import Recipe
 from odtlab.train import cost, default_recipe, profile
 
-__all__ = ["Client", "ClientResult"]
+__all__ = ["Client", "ClientResult", "epoch_orders", "local_batches"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,21 @@ class ClientResult:
         return self.compute_s + self.upload_s
 
 
+def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
+    """A client's example order in each local epoch: a fresh seeded permutation of ``range(n)``."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randperm(n, generator=g) for _ in range(epochs)]
+
+
+def local_batches(n: int, batch_size: int, epochs: int, seed: int) -> list[list[torch.Tensor]]:
+    """The example indices of every local step: ``out[epoch][step]``, cut from :func:`epoch_orders`.
+
+    Every engine (the loop here, the vectorized one) trains on exactly these batches,
+    so they give the same result.
+    """
+    return [list(order.split(batch_size)) for order in epoch_orders(n, epochs, seed)]
+
+
 def _proximal(loss_fn: Any, net: nn.Module, anchors: Mapping[str, torch.Tensor], mu: float) -> Any:
     """FedProx's loss: the task loss plus ``mu / 2 * ||w - w_global||^2`` over trained weights."""
     params = [(p, anchors[n]) for n, p in net.named_parameters() if p.requires_grad]
@@ -113,12 +130,30 @@ class Client:
         such as LoRA or sparse update, are not supported by federations yet).
     device : str, DeviceProfile or None
         Its simulated device, for the fit check and the costs.
+    availability : float, default 1.0
+        Probability that the device is *eligible* in a round: charging, idle
+        and on an unmetered network, the rule production systems use before
+        they let a phone train (Bonawitz et al., MLSys 2019). The server only
+        samples eligible clients.
+    dropout : float, default 0.0
+        Probability that an eligible client that started the round leaves
+        before uploading (the user unplugs, the network drops).
+    compression : Compressor or None
+        How it shrinks its update before upload (:mod:`odtlab.fl.compression`:
+        ``Int8Updates()``, ``TopK(0.1)``); ``None`` sends fp32.
+    error_feedback : bool, default True
+        Keep what compression left out and add it to the next update.
     """
 
     id: str
     data: Dataset
     recipe: Recipe = field(default_factory=default_recipe)
     device: str | devices.DeviceProfile | None = None
+    availability: float = 1.0
+    dropout: float = 0.0
+    compression: Compressor | None = None
+    error_feedback: bool = True
+    _residual: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +161,10 @@ class Client:
             raise ValueError(f"client {self.id!r} has no data; give every client at least one example")
         if self.device is not None:
             self.device = devices.get(self.device)
+        for name in ("availability", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"client {self.id!r}: {name}={value!r} must be a probability in [0, 1]")
 
     def fit(
         self,
@@ -150,8 +189,8 @@ class Client:
         InvalidRecipe
             When the recipe renames the model's parameters.
         """
-        batches = loader(self.data, batch_size, shuffle=True, seed=seed)
-        step_s, step_j = self._step_cost(model, next(iter(batches)))
+        x, y = as_tensors(self.data)
+        step_s, step_j = self.step_cost(model, batch_size)
         net = copy.deepcopy(model)
         net.load_state_dict(dict(global_params))
         names = {n for n, _ in net.named_parameters()}
@@ -172,10 +211,10 @@ class Client:
         steps, losses = 0, []
         with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded, private state
             torch.manual_seed(seed)
-            for _ in range(epochs):
+            for epoch in local_batches(len(y), batch_size, epochs, seed):
                 losses = []
-                for xb, yb in batches:
-                    losses.append(self.recipe.train_step(net, xb, yb, loss_fn, opt))
+                for index in epoch:
+                    losses.append(self.recipe.train_step(net, x[index], y[index], loss_fn, opt))
                     steps += 1
         trained = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
         trained.update(
@@ -195,18 +234,39 @@ class Client:
             upload_s=float(upload / uplink) if uplink else 0.0,
         )
 
-    def _step_cost(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
-        """Seconds and joules of one local step on the device; the fit is checked here.
+    def compress(self, result: ClientResult, global_params: Mapping[str, torch.Tensor]) -> ClientResult:
+        """``result`` as the server receives it through the client's compression (as is without one).
 
-        Measured once per client and model shape (every round trains the
-        same model on batches of the same size), with
-        :func:`odtlab.train.profile` and the device simulator.
+        The update (trained minus global parameters) goes through
+        :func:`~odtlab.fl.compression.compress_update`; the upload bytes and
+        time are those of the compressed update.
+        """
+        if self.compression is None:
+            return result
+        residual = self._residual if self.error_feedback else None
+        params, nbytes = compress_update(self.compression, result.params, global_params, residual)
+        uplink = self.device.uplink_bytes_per_s if isinstance(self.device, devices.DeviceProfile) else 0
+        return dataclasses.replace(result, params=params, upload_bytes=int(nbytes),
+                                   upload_s=float(nbytes / uplink) if uplink else 0.0)  # fmt: skip
+
+    def step_cost(self, model: nn.Module, batch_size: int) -> tuple[float, float]:
+        """Simulated seconds and joules of one local step on the client's device (0 without one).
+
+        Measured once per model and batch size (every round trains the same
+        model on batches of the same size), with :func:`odtlab.train.profile`
+        on the client's first ``batch_size`` examples and the device simulator.
+
+        Raises
+        ------
+        DoesNotFit
+            When the step does not fit the device's training memory.
         """
         if not isinstance(self.device, devices.DeviceProfile):
             return 0.0, 0.0
-        key = (type(model).__name__, sum(p.numel() for p in model.parameters()), tuple(batch[0].shape))
+        key = (type(model).__name__, sum(p.numel() for p in model.parameters()), batch_size)
         if key not in self._costs:
-            report = profile(model, batch, self.recipe, self.device)
+            x, y = as_tensors(self.data)
+            report = profile(model, (x[:batch_size], y[:batch_size]), self.recipe, self.device)
             devices.check_fit(report, self.device)
             job = cost.workload_from_report(report, steps=1, dtype=self.recipe.device_dtype)
             sim = devices.simulate(job, self.device, check_memory=False)

@@ -42,14 +42,17 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from odtlab.errors import DoesNotFit
-from odtlab.fl.aggregate import Params, check_update
+from odtlab.fl.aggregate import Params, check_updates
 from odtlab.fl.client import Client, ClientResult
-from odtlab.fl.errors import InvalidUpdate
 from odtlab.fl.strategies import Strategy
+from odtlab.fl.vectorized import train_clients
 from odtlab.train import accuracy
 from odtlab.units import format_bytes
+from odtlab.viz import plot_rounds
 
-__all__ = ["RoundRecord", "FederatedRun", "run_federation"]
+__all__ = ["RoundRecord", "FederatedRun", "run_federation", "ENGINES"]
+
+ENGINES = ("loop", "vectorized")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ class FederatedRun:
             for r, t in zip(self.rounds, self.fleet_seconds, strict=True)
         ]  # fmt: skip
 
+    def plot(self, ax: Any = None, x: str = "round") -> Any:
+        """Test accuracy by round (``x="round"``) or simulated fleet time (``x="time"``)."""
+        return plot_rounds({self.strategy: self}, ax, x=x)
+
     def __str__(self) -> str:
         lines = [f"{self.strategy}: {len(self.rounds)} rounds"]
         for r in self.rounds:
@@ -155,6 +162,7 @@ def run_federation(
     deadline_s: float | None = None,
     test_data: Dataset | None = None,
     seed: int = 0,
+    engine: str = "loop",
     progress: bool = True,
 ) -> FederatedRun:
     """Federate ``model`` over ``clients`` for ``rounds`` rounds under ``strategy``.
@@ -168,8 +176,9 @@ def run_federation(
         ``FedAvg()``, ``FedProx(mu)``, ... (:mod:`odtlab.fl.strategies`).
     rounds : int
     clients_per_round : int or None
-        Clients sampled each round, uniformly without replacement (seeded);
-        ``None``: all.
+        Clients sampled each round, uniformly without replacement (seeded)
+        among the eligible ones (each client is eligible with probability
+        ``client.availability``); ``None``: all eligible clients.
     local_epochs, batch_size : int
         Each client's local work per round.
     deadline_s : float or None
@@ -179,6 +188,11 @@ def run_federation(
         Evaluated after every round.
     seed : int
         Seeds the sampling and every client's local run.
+    engine : {"loop", "vectorized"}
+        ``"loop"`` trains the clients one after the other with
+        :meth:`Client.fit`; ``"vectorized"`` trains all of a round's clients
+        at once (:mod:`odtlab.fl.vectorized`: plain SGD, one recipe, no
+        BatchNorm in training mode), with the same result.
 
     Returns
     -------
@@ -195,32 +209,49 @@ def run_federation(
     per_round = len(clients) if clients_per_round is None else clients_per_round
     if isinstance(per_round, bool) or not isinstance(per_round, int) or not 1 <= per_round <= len(clients):
         raise ValueError(f"clients_per_round={clients_per_round!r}: give an int in 1..{len(clients)} or None")
+    if engine not in ENGINES:
+        raise ValueError(f"run_federation(engine={engine!r}): give one of {', '.join(map(repr, ENGINES))}")
     sampler = torch.Generator().manual_seed(seed)
     global_params: Params = {k: v.detach().clone() for k, v in model.state_dict().items()}
     evaluator = copy.deepcopy(model)
     records = []
     for rnd in tqdm(range(1, rounds + 1), desc=strategy.summary(), disable=not progress):
-        order = torch.randperm(len(clients), generator=sampler)[:per_round].tolist()
+        draws = torch.rand(len(clients), 2, generator=sampler)  # eligibility, then mid-round dropout
+        eligible = [k for k, c in enumerate(clients) if draws[k, 0] < c.availability]
+        picks = torch.randperm(len(eligible), generator=sampler)[:per_round].tolist()
+        order = [eligible[i] for i in picks]
         config = strategy.configure(rnd)
         accepted: list[ClientResult] = []
-        dropped, rejected = [], []
+        dropped, rejected, ready = [], [], []
         for k in sorted(order):
-            client = clients[k]
             try:
-                result = client.fit(model, global_params, config, epochs=local_epochs,
-                                    batch_size=batch_size, seed=seed * 1_000_003 + rnd * 1_009 + k)  # fmt: skip
+                clients[k].step_cost(model, batch_size)  # the fit check, before any training
+                ready.append(k)
             except DoesNotFit as err:
-                dropped.append((client.id, f"does not fit its device: {str(err).splitlines()[0]}"))
-                continue
-            if deadline_s is not None and result.seconds > deadline_s:
-                dropped.append((client.id, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
-                continue
-            try:
-                check_update(global_params, result.params, result.num_examples, client.id)
-            except InvalidUpdate as err:
-                rejected.append((client.id, str(err)))
-                continue
-            accepted.append(result)
+                dropped.append((clients[k].id, f"does not fit its device: {str(err).splitlines()[0]}"))
+        seeds = [seed * 1_000_003 + rnd * 1_009 + k for k in ready]
+        if engine == "vectorized" and ready:
+            results = train_clients(model, [clients[k] for k in ready], global_params, config,
+                                    epochs=local_epochs, batch_size=batch_size, seeds=seeds)  # fmt: skip
+        else:
+            results = [clients[k].fit(model, global_params, config, epochs=local_epochs,
+                                      batch_size=batch_size, seed=s)
+                       for k, s in zip(ready, seeds, strict=True)]  # fmt: skip
+        on_time = []
+        for k, result in zip(ready, results, strict=True):
+            result = clients[k].compress(result, global_params)
+            if draws[k, 1] < clients[k].dropout:
+                dropped.append((result.client, "left during the round (dropout)"))
+            elif deadline_s is not None and result.seconds > deadline_s:
+                dropped.append((result.client, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
+            else:
+                on_time.append(result)
+        problems = check_updates(global_params, [(r.params, r.num_examples, r.client) for r in on_time])
+        for result, problem in zip(on_time, problems, strict=True):
+            if problem is None:
+                accepted.append(result)
+            else:
+                rejected.append((result.client, problem))
         if accepted:
             global_params = strategy.aggregate(global_params, [(r.params, r.num_examples) for r in accepted])
         n = sum(r.num_examples for r in accepted)

@@ -8,9 +8,17 @@ replaced by a subclass that interrupts a cell after ``--cell-timeout`` seconds
 and records a clear error in that cell, so grading goes on with the next cell
 and the question that owns the looping cell simply scores what its tests give.
 
+Tests get a limit of their own, ``--test-timeout`` seconds per test case, set
+inside the grading kernel by :mod:`odtlab.grading._kernel`: a hidden test that
+calls a student's function that never returns fails with a ``TimeoutError``
+and costs that test's points, not the submission. The cells that run tests
+(``grader.check`` and otter's final cell) get a cell limit long enough for
+their tests to time out one by one.
+
 Usage (normally through ``odtlab grade``)::
 
-    python -m odtlab.grading._run_one AUTOGRADER_ZIP SUBMISSION.ipynb OUT.json --cell-timeout 60
+    python odtlab/grading/_run_one.py AUTOGRADER_ZIP SUBMISSION.ipynb OUT.json \
+        --cell-timeout 60 --test-timeout 20
 """
 
 from __future__ import annotations
@@ -27,14 +35,42 @@ from typing import Any
 _CHECK_RE = re.compile(r"grader\.check\(\s*[\"']([^\"']+)[\"']\s*\)")
 
 
-def _install_cell_timeout(seconds: int) -> None:
-    import nbconvert.preprocessors as preprocessors
-    from traitlets import Bool, Dict, Integer
+_TEST_CELL_RE = re.compile(r"\.check\(|Checker\.check")
+# test cases one cell may run before its own limit could cut the last ones short
+_TESTS_PER_CELL = 8
+_TESTS_IN_FINAL_CELL = 40
 
+
+def _cell_limit(source: str, cell_timeout: int, test_timeout: int) -> int:
+    """Seconds a cell may run: more for the cells that run tests, each test having its limit,
+    and for otter's first cell, which imports otter and odtlab (torch) in a fresh kernel."""
+    if "init_grading_mode" in source:
+        return max(cell_timeout, 120)
+    if "GradingResults(" in source:  # otter's final cell: every question not yet checked
+        return cell_timeout + _TESTS_IN_FINAL_CELL * test_timeout
+    if _TEST_CELL_RE.search(source):
+        return cell_timeout + _TESTS_PER_CELL * test_timeout
+    return cell_timeout
+
+
+def _install_time_limits(cell_timeout: int, test_timeout: int) -> None:
+    import nbconvert.preprocessors as preprocessors
+    import otter.execute.preprocessor as otter_preprocessor
+    from traitlets import Any as AnyTrait
+    from traitlets import Bool, Dict
+
+    # the first cell otter runs in the kernel also puts a limit on every test case
+    if "odtlab.grading._kernel" not in otter_preprocessor.INIT_CELL_SOURCE:
+        otter_preprocessor.INIT_CELL_SOURCE += (
+            f"\nimport odtlab.grading._kernel\nodtlab.grading._kernel.install({test_timeout})\n"
+        )
+    seconds = cell_timeout
     base = preprocessors.ExecutePreprocessor
 
     class TimedExecutePreprocessor(base):  # type: ignore[misc, valid-type]
-        timeout = Integer(seconds, allow_none=True).tag(config=True)
+        timeout_func = AnyTrait(
+            lambda cell: _cell_limit(cell.get("source", ""), cell_timeout, test_timeout)
+        ).tag(config=True)
         interrupt_on_timeout = Bool(True).tag(config=True)
         error_on_timeout = Dict(
             {
@@ -77,9 +113,11 @@ def _cell_problems(notebook: Any, cell_timeout: int) -> dict[str, list[str]]:
     return problems
 
 
-def grade(autograder: str, submission: str, cell_timeout: int) -> dict[str, Any]:
+def grade(
+    autograder: str, submission: str, cell_timeout: int, test_timeout: int = 20
+) -> dict[str, Any]:
     """Grade ``submission``; return per-question scores and the problems found."""
-    _install_cell_timeout(cell_timeout)
+    _install_time_limits(cell_timeout, test_timeout)
     from otter.run import main as otter_run
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()) as log:
@@ -107,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("submission")
     parser.add_argument("output")
     parser.add_argument("--cell-timeout", type=int, default=120)
+    parser.add_argument("--test-timeout", type=int, default=20)
     args = parser.parse_args(argv)
-    result = grade(args.autograder, args.submission, args.cell_timeout)
+    result = grade(args.autograder, args.submission, args.cell_timeout, args.test_timeout)
     Path(args.output).write_text(json.dumps(result, indent=1))
     return 0
 

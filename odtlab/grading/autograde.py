@@ -2,13 +2,16 @@
 
 Each notebook is graded by ``otter run`` against its lab's autograder zip (built
 by ``make student``) in its own process, with a time limit per cell (an
-infinite loop costs the student that question, not the instructor the run) and
-a time limit for the whole notebook. A notebook that raises, loops, or answers
+infinite loop at the top level costs the student that cell), a time limit per
+test case (a function that never returns costs the tests that call it) and a
+time limit for the whole notebook. A notebook that raises, loops, or answers
 wrong gets a per-question score and a note saying what happened; the grader
-itself never stops on a bad submission.
+itself never stops on a bad submission. Several notebooks are graded at once
+with ``jobs=N`` (each in its own process and kernel).
 
 The result is one CSV: a row per submission, a column per question, the total,
-and the notes. ``make grade SUBMISSIONS=path/to/folder`` runs it.
+and the notes, one per question that lost points, in the words of the failed
+test's message. ``make grade SUBMISSIONS=path/to/folder`` runs it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import json
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from odtlab.errors import GradingError
+from odtlab.grading.checks import short_message
 
 __all__ = ["SubmissionGrade", "grade_submission", "grade_folder", "lab_of"]
 
@@ -86,6 +91,7 @@ def grade_submission(
     *,
     lab: str = "",
     cell_timeout: int = 120,
+    test_timeout: int = 20,
     notebook_timeout: int = 1800,
 ) -> SubmissionGrade:
     """Grade one notebook with ``otter run``; never raises for a bad submission.
@@ -99,6 +105,9 @@ def grade_submission(
     cell_timeout : int
         Seconds one cell may run before it is interrupted (its question then
         usually scores 0, with a ``CellTimeout`` note).
+    test_timeout : int
+        Seconds one test case may run; a test that calls a function that never
+        returns fails with a ``TimeoutError`` note and costs only its own points.
     notebook_timeout : int
         Seconds the whole grading of this notebook may take.
     """
@@ -107,9 +116,9 @@ def grade_submission(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [
-            sys.executable, "-m", "odtlab.grading._run_one",
+            sys.executable, str(Path(__file__).with_name("_run_one.py")),  # no odtlab import
             str(Path(autograder_zip).resolve()), str(submission.resolve()), str(out),
-            "--cell-timeout", str(cell_timeout),
+            "--cell-timeout", str(cell_timeout), "--test-timeout", str(test_timeout),
         ]  # fmt: skip
         try:
             proc = subprocess.run(
@@ -127,7 +136,7 @@ def grade_submission(
         grade.scores[name] = q["score"]
         grade.possible[name] = q["possible"]
         if q["score"] < q["possible"]:
-            first = q["failed_tests"][0].splitlines()[-1].strip() if q["failed_tests"] else "failed"
+            first = short_message(q["failed_tests"][0]) if q["failed_tests"] else "failed"
             grade.notes.append(f"{name}: {q['score']:g}/{q['possible']:g} ({first})")
     for name, problems in result["cell_problems"].items():
         grade.notes.append(f"{name}: error while running: {'; '.join(problems)}")
@@ -143,6 +152,9 @@ def grade_folder(
     lab: str | None = None,
     out_csv: str | Path | None = None,
     cell_timeout: int = 120,
+    test_timeout: int = 20,
+    jobs: int = 1,
+    progress: bool = True,
 ) -> list[SubmissionGrade]:
     """Grade every ``.ipynb`` in ``submissions_dir`` and write one CSV of scores.
 
@@ -158,26 +170,37 @@ def grade_folder(
         Defaults to ``<submissions_dir>/grades.csv``.
     cell_timeout : int
         Seconds one cell may run.
+    test_timeout : int
+        Seconds one test case may run.
+    jobs : int
+        Notebooks graded at the same time (each in its own process and kernel);
+        one per free CPU core is a good choice. The CSV is the same for any value.
+    progress : bool
+        Show a progress bar.
     """
     folder = Path(submissions_dir)
     notebooks = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if not notebooks:
         raise GradingError(f"No .ipynb submissions in {folder.resolve()}.")
-    grades = []
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        tqdm = None
-    iterator = tqdm(notebooks, desc="grading", unit="nb") if tqdm else notebooks
-    for nb in iterator:
-        nb_lab = lab or lab_of(nb)
-        if not nb_lab:
-            grades.append(
-                SubmissionGrade(nb.name, "?", notes=["unknown lab: pass LAB=labNN_name"])
-            )
-            continue
-        zip_path = _autograder_for(nb_lab, Path(dist_dir))
-        grades.append(grade_submission(nb, zip_path, lab=nb_lab, cell_timeout=cell_timeout))
+    if jobs < 1:
+        raise GradingError(f"jobs={jobs!r}: grade at least one notebook at a time (jobs >= 1).")
+    labs = {nb: lab or lab_of(nb) for nb in notebooks}
+    zips = {name: _autograder_for(name, Path(dist_dir)) for name in set(labs.values()) if name}
+
+    def grade_one(nb: Path) -> SubmissionGrade:
+        if not labs[nb]:
+            return SubmissionGrade(nb.name, "?", notes=["unknown lab: pass LAB=labNN_name"])
+        return grade_submission(
+            nb, zips[labs[nb]], lab=labs[nb], cell_timeout=cell_timeout, test_timeout=test_timeout
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each job waits on its own process
+        results = pool.map(grade_one, notebooks)
+        if progress:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(notebooks), desc="grading", unit="nb")
+        grades = list(results)
     write_csv(grades, Path(out_csv) if out_csv else folder / "grades.csv")
     return grades
 

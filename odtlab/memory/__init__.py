@@ -40,6 +40,8 @@ AdaptiveAvgPool2d(1)            nothing (it is a mean)
 Dropout (train, p > 0)          mask, same dtype as the input
 Flatten, views, residual add    nothing
 LayerNorm                       input + mean + rstd (one float per row)
+GroupNorm                       input + mean + rstd (one float per sample
+                                and group)
 Embedding                       indices, only if the table is trainable
 a @ b (attention)               operands, copied when split heads are
                                 not viewable as a 3-D batch
@@ -75,7 +77,9 @@ prediction), ``autocast`` (mixed precision's casts), ``engine`` (the memory-opti
 ``optimizer_state``, ``timeline`` and ``inference`` (peak memory over a
 step), ``workspace`` (CPU kernel scratch), ``profiler`` (the real
 ``torch.profiler`` peak), ``flops``, ``report``/``plots``/``compare``
-(what a learner reads), ``profiling`` (:func:`profile_training`), and
+(what a learner reads), ``paper_rules`` (the papers' own counting rules:
+TinyTL's profiler, the 256 KB paper's sparse-update count), ``profiling``
+(:func:`profile_training`), and
 ``trace``/``records`` (the recorded forward pass all of them share).
 
 Devices. The formulas predict the device the model lives on, the CPU for a
@@ -107,6 +111,14 @@ from odtlab.memory.errors import AnalyticUnsupported, MemoryArgumentError
 from odtlab.memory.extend import engine_fresh, engine_int8, engine_mask, register_layer
 from odtlab.memory.flops import training_flops
 from odtlab.memory.optimizer_state import OptimizerState, measure_optimizer_state
+from odtlab.memory.paper_rules import (
+    PAPER_RULES,
+    PaperMemory,
+    paper_report,
+    sparse_update_memory,
+    tinytl_memory,
+    tinytl_parameter_bytes,
+)
 from odtlab.memory.records import SavedTensor
 from odtlab.memory.report import LayerMemory, TrainingMemoryReport
 from odtlab.memory.saved import SavedActivations, measure_saved_tensors, saved_activation_bytes
@@ -145,4 +157,10 @@ __all__ = [
     "engine_int8",
     "engine_mask",
     "engine_fresh",
+    "PAPER_RULES",
+    "PaperMemory",
+    "paper_report",
+    "tinytl_memory",
+    "tinytl_parameter_bytes",
+    "sparse_update_memory",
 ]

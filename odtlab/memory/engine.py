@@ -23,7 +23,9 @@ which of its inputs require grad and which of its parameters are trained:
    BatchNorm is folded into the previous convolution (a fixed per-channel
    scale, as in the 256 KB paper's compiled graph) and stores nothing.
    ``LayerNorm`` on the gradient path: input in 8 bits plus fp32 mean and
-   rstd per row (it cannot be folded).
+   rstd per row (it cannot be folded). ``GroupNorm`` likewise: input in 8
+   bits plus fp32 mean and rstd per sample and group (``2 * N * G * 4``
+   bytes); its statistics depend on the sample, so it cannot be folded either.
 6. ``MaxPool``: 1 byte per output element (the position of the maximum in
    its window); average pools, flatten/view, residual adds, scalar
    products, means: nothing.
@@ -135,6 +137,9 @@ def _module_items(call: Any) -> list[Item]:
     if isinstance(m, nn.LayerNorm):
         rows = x.numel() // max(1, math.prod(m.normalized_shape))
         return [_int8("input (8-bit)", x), _fresh("mean, rstd (fp32)", 2 * rows * 4)]
+    if isinstance(m, nn.GroupNorm):
+        stats = 2 * x.shape[0] * m.num_groups * 4
+        return [_int8("input (8-bit)", x), _fresh("mean, rstd (fp32)", stats)]
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
         return [_fresh("argmax in window", out.numel(), tuple(out.shape))] if needs_grad(x) else []
     if isinstance(m, nn.Embedding):

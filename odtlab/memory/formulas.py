@@ -46,7 +46,7 @@ from odtlab.memory.errors import AnalyticUnsupported
 
 __all__ = [
     "Kept", "keep", "fresh", "mm_kept", "matmul_kept", "linear_kept", "conv_kept",
-    "batch_norm_kept", "layer_norm_kept", "output_kept", "input_kept", "hardtanh_kept",
+    "batch_norm_kept", "layer_norm_kept", "group_norm_kept", "output_kept", "input_kept", "hardtanh_kept",
     "max_pool_kept", "adaptive_avg_pool_kept", "dropout_kept", "embedding_kept", "mul_kept",
     "div_kept", "cross_entropy_kept", "nll_loss_kept", "mse_kept", "needs_grad"]  # fmt: skip
 
@@ -187,6 +187,19 @@ def layer_norm_kept(
     rows = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
     acc = _acc(x.dtype)
     return [keep("input", x), fresh("mean", rows, acc), fresh("rstd", rows, acc)]
+
+
+def group_norm_kept(x: torch.Tensor, groups: int, weight: Any, bias: Any) -> list[Kept]:
+    """``nn.GroupNorm``: input, plus one mean and one rstd per (sample, group).
+
+    PyTorch's ``native_group_norm`` saves its input and two ``(N, groups)``
+    statistics in the accumulation dtype (fp32 for fp32 and 16-bit inputs).
+    """
+    if not (needs_grad(x) or needs_grad(weight) or needs_grad(bias)):
+        return []
+    acc = _acc(x.dtype)
+    stats = (x.shape[0], groups)
+    return [keep("input", x), fresh("mean", stats, acc), fresh("rstd", stats, acc)]
 
 
 def output_kept(label: str) -> Callable[[torch.Tensor, torch.Tensor], list[Kept]]:

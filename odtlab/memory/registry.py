@@ -29,6 +29,7 @@ from odtlab.memory.formulas import (
     div_kept,
     dropout_kept,
     embedding_kept,
+    group_norm_kept,
     hardtanh_kept,
     input_kept,
     layer_norm_kept,
@@ -83,6 +84,9 @@ LAYER_FORMULAS: dict[type, Callable[[Any], list[Kept]]] = {
     nn.BatchNorm3d: _bn_layer,
     nn.LayerNorm: lambda c: layer_norm_kept(
         _first(c), tuple(c.target.normalized_shape), c.params.get("weight"), c.params.get("bias")
+    ),
+    nn.GroupNorm: lambda c: group_norm_kept(
+        _first(c), c.target.num_groups, c.params.get("weight"), c.params.get("bias")
     ),
     nn.ReLU: lambda c: _ACT_OUT(_first(c), c.output),
     nn.Hardtanh: lambda c: hardtanh_kept(_first(c), c.output, c.target.inplace),  # ReLU6 too
@@ -149,6 +153,9 @@ FUNCTION_FORMULAS: dict[str, Callable[[Any], list[Kept]]] = {
     "conv2d": lambda c: conv_kept(c.args[0], _arg(c, 1, "weight"), _arg(c, 2, "bias")),
     "layer_norm": lambda c: layer_norm_kept(
         c.args[0], tuple(_arg(c, 1, "normalized_shape")), _arg(c, 2, "weight"), _arg(c, 3, "bias")
+    ),
+    "group_norm": lambda c: group_norm_kept(
+        c.args[0], int(_arg(c, 1, "num_groups")), _arg(c, 2, "weight"), _arg(c, 3, "bias")
     ),
     "batch_norm": lambda c: batch_norm_kept(
         c.args[0], _arg(c, 3, "weight"), _arg(c, 4, "bias"), bool(_arg(c, 5, "training", False))

@@ -11,6 +11,8 @@ zoo name           builder                     default example input
 ``"cnn"``          :func:`small_cnn`           ``(B, 1, 32, 32)``
 ``"mobilenetv2"``  :func:`mobilenetv2`         ``(B, 3, 224, 224)``
 ``"mcunet"``       :func:`mcunet`              ``(B, 3, 64, 64)``
+``"proxylessnas-   :func:`proxylessnas_mobile` ``(B, 3, 224, 224)``
+mobile"``
 ``"transformer"``  :func:`tiny_transformer`    ``(B, 32)`` token ids
 =================  ==========================  ==========================
 
@@ -41,6 +43,12 @@ from odtlab.models.mcunet import (
 from odtlab.models.mlp import mlp
 from odtlab.models.mobilenetv2 import MOBILENETV2_BLOCKS, MobileNetV2, mobilenetv2
 from odtlab.models.pretrained import available_pretrained, pretrained, pretrained_info
+from odtlab.models.proxyless import (
+    PROXYLESS_MOBILE_BLOCKS,
+    ProxylessNASMobile,
+    WSConv2d,
+    proxylessnas_mobile,
+)
 from odtlab.models.resnet import Bottleneck, ResNet, resnet50
 from odtlab.models.transformer import Attention, TinyTransformer, TransformerBlock, tiny_transformer
 from odtlab.models.zoo import ZOO, available, build, count_parameters, example_batch
@@ -57,6 +65,7 @@ __all__ = [
     "small_cnn",
     "mobilenetv2",
     "mcunet",
+    "proxylessnas_mobile",
     "tiny_transformer",
     "resnet50",
     "pretrained",
@@ -75,6 +84,9 @@ __all__ = [
     "MCUNET_PRESETS",
     "MOBILENETV2_BLOCKS",
     "MobileNetV2",
+    "PROXYLESS_MOBILE_BLOCKS",
+    "ProxylessNASMobile",
+    "WSConv2d",
     "Attention",
     "TransformerBlock",
     "TinyTransformer",

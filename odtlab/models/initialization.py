@@ -66,7 +66,7 @@ def init_weights(
     * ``Linear``: PyTorch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
       for weight and bias, or normal(0, ``linear_std``) with zero bias when
       ``linear_std`` is given;
-    * ``BatchNorm``/``LayerNorm``: weight one, bias zero, running statistics
+    * ``BatchNorm``/``LayerNorm``/``GroupNorm``: weight one, bias zero, running statistics
       reset;
     * ``Embedding``: normal(0, 0.02), as in GPT-2.
 
@@ -120,7 +120,7 @@ def init_weights(
                 _fill_(module.weight, nn.init.normal_, 0.0, linear_std, generator=gen)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        elif isinstance(module, (_BatchNorm, nn.LayerNorm)):
+        elif isinstance(module, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)):
             module.reset_parameters()  # ones, zeros, running stats; no randomness
         elif isinstance(module, nn.Embedding):
             _fill_(module.weight, nn.init.normal_, 0.0, 0.02, generator=gen)
@@ -131,7 +131,7 @@ def init_weights(
         if id(param) not in covered:
             raise TypeError(
                 f"init_weights has no rule for parameter {name!r}; it knows Conv2d, Linear, "
-                "BatchNorm, LayerNorm and Embedding. Initialise that layer yourself."
+                "BatchNorm, LayerNorm, GroupNorm and Embedding. Initialise that layer yourself."
             )
     return model
 

@@ -19,6 +19,7 @@ from odtlab.models.initialization import resolve_device
 from odtlab.models.mcunet import mcunet
 from odtlab.models.mlp import mlp
 from odtlab.models.mobilenetv2 import mobilenetv2
+from odtlab.models.proxyless import proxylessnas_mobile
 from odtlab.models.transformer import tiny_transformer
 
 __all__ = ["ZOO", "available", "build", "example_batch", "count_parameters"]
@@ -30,12 +31,13 @@ ZOO: Mapping[str, Callable[..., nn.Module]] = MappingProxyType(
         "cnn": small_cnn,
         "mobilenetv2": mobilenetv2,
         "mcunet": mcunet,
+        "proxylessnas-mobile": proxylessnas_mobile,
         "transformer": tiny_transformer,
     }
 )
 
 #: Default square input resolution of each image model in :func:`example_batch`.
-_DEFAULT_RESOLUTION = {"cnn": 32, "mobilenetv2": 224, "mcunet": 64}
+_DEFAULT_RESOLUTION = {"cnn": 32, "mobilenetv2": 224, "mcunet": 64, "proxylessnas-mobile": 224}
 
 
 def available() -> list[str]:
@@ -44,7 +46,7 @@ def available() -> list[str]:
     Examples
     --------
     >>> available()
-    ['mlp', 'cnn', 'mobilenetv2', 'mcunet', 'transformer']
+    ['mlp', 'cnn', 'mobilenetv2', 'mcunet', 'proxylessnas-mobile', 'transformer']
     """
     return list(ZOO)
 
@@ -125,6 +127,7 @@ def example_batch(
     * ``"cnn"``: ``(B, in_channels, r, r)``, default ``r = 32``;
     * ``"mobilenetv2"``: ``(B, in_channels, r, r)``, default ``r = 224``;
     * ``"mcunet"``: ``(B, in_channels, r, r)``, default ``r = 64``;
+    * ``"proxylessnas-mobile"``: ``(B, in_channels, r, r)``, default ``r = 224``;
     * ``"transformer"``: token ids, a LongTensor ``(B, seq_len)`` with values
       in ``[0, vocab_size)``; ``resolution`` does not apply.
 

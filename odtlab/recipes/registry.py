@@ -46,7 +46,7 @@ from odtlab.recipes.precision.int8 import Int8
 from odtlab.recipes.recipe import Recipe
 from odtlab.recipes.trainable.basic import BiasOnly, Full, LastLayer, TrainablePart
 from odtlab.recipes.trainable.sparse_update import SparseUpdate
-from odtlab.recipes.trainable.tinytl import NormOnly, TinyTL
+from odtlab.recipes.trainable.tinytl import LiteResidualBranches, NormOnly, TinyTL
 
 __all__ = [
     "named",
@@ -132,7 +132,9 @@ _TINYTL: dict[str, Callable[[], TrainablePart]] = {
 }
 
 
-def tinytl_methods(optimizer: OptimizerPart | None = None) -> dict[str, Recipe]:
+def tinytl_methods(
+    optimizer: OptimizerPart | None = None, *, paper: bool = False, norm: str = "group"
+) -> dict[str, Recipe]:
     """The six transfer-learning methods TinyTL compares (Table 2), as fresh recipes.
 
     Parameters
@@ -140,6 +142,18 @@ def tinytl_methods(optimizer: OptimizerPart | None = None) -> dict[str, Recipe]:
     optimizer : OptimizerPart, optional
         The same for every method; the paper uses Adam, and so does the
         default, ``Adam(lr=1e-3)``.
+    paper : bool
+        ``False`` (chapter 3): lite residuals only in the two TinyTL-L
+        methods, the course's branch on every block. ``True``: as the paper
+        measures Table 2 (``cai2020tinytl``; reference ``mit-han-lab/tinyml``,
+        ``tinytl_fgvc_train.py``): every method carries the reference's
+        branches (:class:`LiteResidualBranches`, ``paper=True``), trained only
+        where the method trains them (all of them in FT-Full, their norms in
+        FT-Norm+Last, their biases in TinyTL-B).
+    norm : {"group", "batch"}
+        With ``paper=True``: the branches' normalisation (TinyTL: GroupNorm,
+        8 channels a group; build the backbone with the same, e.g.
+        ``models.proxylessnas_mobile(102, norm="group")``).
 
     Returns
     -------
@@ -160,7 +174,18 @@ def tinytl_methods(optimizer: OptimizerPart | None = None) -> dict[str, Recipe]:
         raise InvalidRecipe(
             f"tinytl_methods(optimizer={optimizer!r}): give an optimizer part, e.g. Adam(lr=1e-3)"
         )
-    return {name: _tinytl(name, opt) for name in _TINYTL}
+    if not paper:
+        return {name: _tinytl(name, opt) for name in _TINYTL}
+    branches = LiteResidualBranches(paper=True, norm=norm)
+    parts: dict[str, TrainablePart] = {
+        "tinytl/full": Full(),
+        "tinytl/bn+last": NormOnly(),
+        "tinytl/last": LastLayer(),
+        "tinytl/bias": BiasOnly(),
+        "tinytl/lite": TinyTL(bias=False, norm=norm, paper=True),
+        "tinytl/lite+bias": TinyTL(norm=norm, paper=True),
+    }
+    return {name: Recipe(part, branches, opt, name=name) for name, part in parts.items()}
 
 
 def _tinytl(name: str, optimizer: OptimizerPart) -> Recipe:

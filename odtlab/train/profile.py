@@ -65,6 +65,7 @@ from odtlab.memory import (
     training_flops,
 )
 from odtlab.memory.autocast import EmulatedAutocast
+from odtlab.memory.paper_rules import PAPER_RULES, paper_report
 from odtlab.memory.torch_profiler import allocation_deltas, quiet_stderr
 from odtlab.recipes import Recipe
 from odtlab.recipes.activations.checkpointing import checkpointed_trunk, checkpointing_disabled
@@ -76,10 +77,13 @@ from odtlab.recipes.activations.microbatch import (
 )
 from odtlab.train.recompute import SegmentMemory, probe_segments, with_recompute
 
-__all__ = ["RecipeMemoryReport", "profile", "profiled_recipe_peak", "default_recipe", "ACCOUNTINGS"]
+__all__ = ["RecipeMemoryReport", "profile", "profiled_recipe_peak", "default_recipe", "ACCOUNTINGS",
+           "STEP_ACCOUNTINGS"]
 
-#: How memory is counted: what PyTorch keeps, or what a memory-optimised engine keeps.
-ACCOUNTINGS = ("pytorch", "engine")
+#: How memory is counted: what PyTorch keeps, what a memory-optimised engine keeps, or what
+#: a paper counts under its own rules (TinyTL's profiler, the 256 KB paper's sparse update).
+STEP_ACCOUNTINGS = ("pytorch", "engine")  # those that model a whole step (Trainer's choices)
+ACCOUNTINGS = (*STEP_ACCOUNTINGS, *PAPER_RULES)
 
 
 def default_recipe() -> Recipe:
@@ -198,11 +202,15 @@ def profile(
     device : DeviceProfile, str or None
         With a device, ``report.verdict`` says whether the step fits its
         memory and by how much (printed with the report).
-    accounting : {"pytorch", "engine"}
+    accounting : {"pytorch", "engine", "tinytl", "256kb"}
         ``"pytorch"``: what PyTorch really keeps; ``"engine"``: what a
         memory-optimised training engine keeps (8-bit activations, frozen
         weights int8; see :mod:`odtlab.memory.engine`); it cannot be
-        combined with checkpointing.
+        combined with checkpointing. ``"tinytl"`` and ``"256kb"``: what
+        the paper counts, by its reference code's rules
+        (:mod:`odtlab.memory.paper_rules`; TinyTL's Table 2 in MB = 10^6
+        bytes, the 256 KB paper's sparse update in KB = 1024 bytes); no
+        timeline, layers or FLOPs, and no micro-batches or checkpointing.
     loss_fn : callable or None
         Mean loss ``loss_fn(outputs, targets)``; ``None`` is cross-entropy.
     flops : bool, default True
@@ -240,12 +248,31 @@ def profile(
             f"profile(accounting={accounting!r}): accounting must be one of "
             f"{', '.join(map(repr, ACCOUNTINGS))}"
         )
-    report = _recipe_memory_report(
-        recipe, model, example_batch, loss_fn, accounting=accounting, flops=flops
-    )
+    if accounting in PAPER_RULES:
+        report = _paper_memory_report(recipe, model, example_batch, accounting)
+    else:
+        report = _recipe_memory_report(
+            recipe, model, example_batch, loss_fn, accounting=accounting, flops=flops
+        )
     if device is not None:
         report.verdict = verdict(report, device)
     return report
+
+
+def _paper_memory_report(
+    recipe: Recipe, model: nn.Module, example_batch: Any, accounting: str
+) -> RecipeMemoryReport:
+    """The prepared copy counted under a paper's rules (one plain step, whole batch)."""
+    if recipe.micro_batches > 1 or recipe.checkpointing is not None:
+        raise InvalidRecipe(
+            f"accounting={accounting!r} counts a plain step, as the paper does; measure recipe "
+            f"{recipe.name!r} (micro-batches or checkpointing) with accounting='pytorch'"
+        )
+    inputs = example_batch[0] if isinstance(example_batch, (tuple, list)) else example_batch
+    net = recipe.prepare(copy.deepcopy(model))
+    base = paper_report(net, inputs, accounting, label=f"{type(model).__name__} with {recipe.name}")
+    values = {f.name: getattr(base, f.name) for f in fields(TrainingMemoryReport)}
+    return RecipeMemoryReport(**values, recipe=recipe.name, micro_batch_size=int(inputs.shape[0]))
 
 
 def _recipe_memory_report(

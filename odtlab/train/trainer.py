@@ -52,7 +52,7 @@ from odtlab.train import cost
 from odtlab.train.checkpoint import latest_checkpoint, previous_path, save_checkpoint
 from odtlab.train.errors import TrainingDiverged
 from odtlab.train.evaluate import accuracy
-from odtlab.train.profile import ACCOUNTINGS, default_recipe, profile
+from odtlab.train.profile import STEP_ACCOUNTINGS, default_recipe, profile
 from odtlab.train.report import TrainingReport, build_report
 from odtlab.train.resume import PrivateRNG, RunState, position_loader
 
@@ -190,10 +190,11 @@ class Trainer:
         self.progress = progress
         self.dtype = dtype
         self.check_memory = check_memory
-        if accounting not in ACCOUNTINGS:
+        if accounting not in STEP_ACCOUNTINGS:
             raise ValueError(
                 f"Trainer: accounting must be 'pytorch' or 'engine', got {accounting!r}; use "
-                "'engine' to charge a microcontroller what a memory-optimised engine keeps."
+                "'engine' to charge a microcontroller what a memory-optimised engine keeps "
+                "(the papers' own counts, 'tinytl' and '256kb', are for odtlab.train.profile)."
             )
         self.accounting = accounting
         self.on_step = on_step

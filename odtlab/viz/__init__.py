@@ -13,6 +13,7 @@ Examples
 """
 
 from odtlab.viz.device import plot_temperature
+from odtlab.viz.federated import plot_label_mix, plot_rounds
 from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
 from odtlab.viz.search import plot_contributions
 from odtlab.viz.style import CATEGORY_COLORS, new_axes
@@ -26,6 +27,8 @@ __all__ = [
     "plot_training",
     "plot_comparison",
     "plot_contributions",
+    "plot_label_mix",
+    "plot_rounds",
     "pareto_front",
     "CATEGORY_COLORS",
     "new_axes",

@@ -37,6 +37,22 @@ is bilinear (``align_corners=False``, as ``F.interpolate``) written as two
 small matrix products with fixed weights: as matrix products, its memory
 cost is visible to both accountings of :mod:`odtlab.memory`, which have no
 rule for ``F.interpolate`` yet.
+
+``paper=True`` builds the branches exactly as the TinyTL reference code
+(``mit-han-lab/tinyml``, ``tinytl/model/modules.py``, ``insert_lite_residual``)
+does for the numbers of the paper's Table 2, where the default above is the
+course's simpler version (its numbers in chapter 3 stay as they were):
+
+* every block **but the first** gets a branch (the first block, with no
+  expansion, has none);
+* the pool is a plain 2x2 average pool (no ``ceil_mode``), groups are
+  exactly ``groups`` (2), the hidden width is ``make_divisible(in * expand, 8)``;
+* the kernel shrinks where the map is small: the reference assumes the
+  blocks see a 128-pixel map after the stem (:data:`PAPER_REFERENCE_RESOLUTION`),
+  halves it at each stride-2 block, and gives a block whose branch would see
+  ``r = max(1, map // 2)`` pixels the largest odd kernel ``<= kernel_size``
+  that is ``<= r`` (a global pool and a 1x1 kernel when ``r == 1``). On
+  ProxylessNAS-Mobile that is 5x5 everywhere but the last four blocks (3x3).
 """
 
 from __future__ import annotations
@@ -47,9 +63,10 @@ import torch
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.models.blocks import InvertedResidual
+from odtlab.models.blocks import InvertedResidual, make_divisible
 from odtlab.recipes.activations.batchnorm import group_count
 from odtlab.recipes.base import check_choice, check_positive_float, check_positive_int
+from odtlab.recipes.layers.bilinear import bilinear_matrix
 
 __all__ = [
     "LiteResidual",
@@ -59,50 +76,17 @@ __all__ = [
     "lite_residuals",
     "bilinear_matrix",
     "LITE_NAME",
+    "PAPER_REFERENCE_RESOLUTION",
+    "paper_kernel_sizes",
 ]
 
 #: The child name of the branch inside its block: parameters are ``<block>.lite_residual.*``.
 LITE_NAME = "lite_residual"
 
 NORMS = ("batch", "group")
+#: The map size TinyTL's ``insert_lite_residual`` assumes after the stem, to choose kernels.
+PAPER_REFERENCE_RESOLUTION = 128
 CHANNELS_PER_GROUP = 8  # GroupNorm: "We set the number of channels per group to 8" (Sec. 4.1)
-
-
-def bilinear_matrix(
-    out_size: int,
-    in_size: int,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """The ``(out_size, in_size)`` matrix of 1-D linear interpolation (``align_corners=False``).
-
-    Row ``i`` holds the two weights with which output pixel ``i`` mixes its
-    two nearest input pixels, the same rule as
-    ``F.interpolate(mode="bilinear", align_corners=False)``: output pixel
-    ``i`` sits at input coordinate ``(i + 0.5) * in_size / out_size - 0.5``,
-    clamped to the image. Bilinear resizing of ``x`` (``(..., h, w)``) is then
-    ``A_h @ x @ A_w.T``.
-
-    Examples
-    --------
-    >>> bilinear_matrix(4, 2)
-    tensor([[1.0000, 0.0000],
-            [0.7500, 0.2500],
-            [0.2500, 0.7500],
-            [0.0000, 1.0000]])
-    """
-    check_positive_int("bilinear_matrix", "out_size", out_size)
-    check_positive_int("bilinear_matrix", "in_size", in_size)
-    rows = torch.arange(out_size, dtype=torch.float64)
-    src = ((rows + 0.5) * (in_size / out_size) - 0.5).clamp(min=0.0)
-    low = src.floor().long().clamp(max=in_size - 1)
-    high = (low + 1).clamp(max=in_size - 1)
-    frac = src - low
-    matrix = torch.zeros(out_size, in_size, dtype=torch.float64)
-    matrix.index_put_((rows.long(), low), 1.0 - frac, accumulate=True)
-    matrix.index_put_((rows.long(), high), frac, accumulate=True)
-    return matrix.to(device=device, dtype=dtype)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -135,6 +119,13 @@ class LiteResidual(nn.Module):
         ``nn.BatchNorm2d``, or ``nn.GroupNorm`` with 8 channels per group.
     seed : int
         Seed of the initial weights (torch's global random state is not used).
+    paper : bool
+        Build it as TinyTL's reference code does: a plain 2x2 average pool
+        (no ``ceil_mode``), exactly ``groups`` groups, hidden width
+        ``make_divisible(in_channels * expand, 8)``.
+    global_pool : bool
+        With ``paper=True``: pool the whole map to 1x1 (the reference does so
+        where its 2x2 pool would leave a single pixel; use ``kernel_size=1``).
 
     Attributes
     ----------
@@ -160,6 +151,8 @@ class LiteResidual(nn.Module):
         expand: float = 1.0,
         norm: str = "batch",
         seed: int = 0,
+        paper: bool = False,
+        global_pool: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int("LiteResidual", "in_channels", in_channels)
@@ -173,11 +166,27 @@ class LiteResidual(nn.Module):
         check_positive_int("LiteResidual", "groups", groups)
         check_positive_float("LiteResidual", "expand", expand)
         check_choice("LiteResidual", "norm", norm, NORMS)
-        hidden = max(1, round(in_channels * expand))
-        conv_groups = math.gcd(group_count(in_channels, groups), hidden)
+        if paper:
+            hidden = make_divisible(int(in_channels * expand), 8)
+            conv_groups = groups
+            if in_channels % groups or hidden % groups:
+                raise InvalidRecipe(
+                    f"LiteResidual(paper=True, groups={groups}): {in_channels} input and {hidden} "
+                    "hidden channels must both divide into the groups; pick a divisor, e.g. 2"
+                )
+        else:
+            hidden = max(1, round(in_channels * expand))
+            conv_groups = math.gcd(group_count(in_channels, groups), hidden)
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.kernel_size, self.groups, self.hidden_channels = kernel_size, conv_groups, hidden
-        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True)
+        self.paper = paper
+        self.pool: nn.Module
+        if paper and global_pool:
+            self.pool = nn.AdaptiveAvgPool2d(1)
+        elif paper:
+            self.pool = nn.AvgPool2d(2, 2)
+        else:
+            self.pool = nn.AvgPool2d(2, 2, ceil_mode=True)
         self.conv = nn.Conv2d(
             in_channels, hidden, kernel_size, stride, kernel_size // 2, groups=conv_groups,
             bias=False,
@@ -270,6 +279,38 @@ def _blocks(model: nn.Module) -> list[tuple[str, InvertedResidual]]:
     return found
 
 
+def paper_kernel_sizes(strides: list[int], kernel_size: int = 5) -> list[int]:
+    """The kernel of each block's branch as TinyTL's ``insert_lite_residual`` picks it.
+
+    The reference assumes a map of :data:`PAPER_REFERENCE_RESOLUTION` (128)
+    pixels entering the first branch-carrying block and halves it after each
+    stride-2 block; a branch that would see ``r = max(1, map // 2)`` pixels
+    gets the largest odd kernel ``<= kernel_size`` that is not above ``r``
+    (1 when ``r == 1``, where the reference pools globally).
+
+    Parameters
+    ----------
+    strides : list of int
+        The strides of the blocks that get a branch, in order.
+    kernel_size : int
+        The largest kernel (5 in the paper).
+
+    Examples
+    --------
+    >>> paper_kernel_sizes([2, 1, 2, 2, 2, 1, 1])
+    [5, 5, 5, 5, 5, 3, 3]
+    """
+    size, kernels = PAPER_REFERENCE_RESOLUTION, []
+    for stride in strides:
+        seen = max(1, size // 2)
+        size //= stride
+        k = kernel_size
+        while k > 1 and seen < k:
+            k -= 2
+        kernels.append(1 if seen == 1 else k)
+    return kernels
+
+
 def add_lite_residuals(
     model: nn.Module,
     *,
@@ -278,6 +319,7 @@ def add_lite_residuals(
     expand: float = 1.0,
     norm: str = "batch",
     seed: int = 0,
+    paper: bool = False,
 ) -> list[LiteResidual]:
     """Attach a :class:`LiteResidual` to every inverted residual block of ``model``, in place.
 
@@ -296,6 +338,10 @@ def add_lite_residuals(
         As in :class:`LiteResidual`.
     seed : int
         Seed of the branches' initial weights.
+    paper : bool
+        Attach the branches as TinyTL's reference code does (see the module
+        docstring): none on the first block, kernels from
+        :func:`paper_kernel_sizes`, ``LiteResidual(paper=True)``.
 
     Returns
     -------
@@ -319,12 +365,17 @@ def add_lite_residuals(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidRecipe(f"add_lite_residuals(seed={seed!r}): seed must be an int >= 0")
     added = []
-    for index, (_, block) in enumerate(_blocks(model)):
-        if isinstance(block, InvertedResidualWithLite):
+    blocks = _blocks(model)
+    kernels = [kernel_size] * len(blocks)
+    if paper:  # TinyTL's reference: no branch on the first block, smaller kernels late
+        kernels = [0, *paper_kernel_sizes([b.stride for _, b in blocks[1:]], kernel_size)]
+    for index, (_, block) in enumerate(blocks):
+        if isinstance(block, InvertedResidualWithLite) or kernels[index] == 0:
             continue
         lite = LiteResidual(
-            block.in_channels, block.out_channels, block.stride, kernel_size=kernel_size,
-            groups=groups, expand=expand, norm=norm, seed=seed + index,
+            block.in_channels, block.out_channels, block.stride, kernel_size=kernels[index],
+            groups=groups, expand=expand, norm=norm, seed=seed + index, paper=paper,
+            global_pool=paper and kernels[index] == 1,
         )  # fmt: skip
         ref = next(block.parameters(), None)
         if ref is not None:

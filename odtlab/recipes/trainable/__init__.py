@@ -15,7 +15,7 @@ from odtlab.recipes.trainable.basic import (
 from odtlab.recipes.trainable.lora import LoRA, add_lora, lora_layers, merge_lora, remove_lora
 from odtlab.recipes.trainable.sparse_update import SparseUpdate, describe_scheme, sparse_layers
 from odtlab.recipes.trainable.summary import LayerParameters, TrainableSummary, summarize
-from odtlab.recipes.trainable.tinytl import NormOnly, TinyTL
+from odtlab.recipes.trainable.tinytl import LiteResidualBranches, NormOnly, TinyTL
 
 __all__ = [
     "TrainablePart",
@@ -25,6 +25,7 @@ __all__ = [
     "Freeze",
     "find_head",
     "TinyTL",
+    "LiteResidualBranches",
     "NormOnly",
     "SparseUpdate",
     "sparse_layers",

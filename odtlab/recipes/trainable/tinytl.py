@@ -12,7 +12,11 @@ its own activations stay cheap.
 Table 2 as named recipes (``"tinytl/full"``, ``"tinytl/bn+last"``,
 ``"tinytl/last"``, ``"tinytl/bias"``, ``"tinytl/lite"``,
 ``"tinytl/lite+bias"``: FT-Full, FT-Norm+Last, FT-Last, TinyTL-B, TinyTL-L,
-TinyTL-L+B), to train and to measure side by side.
+TinyTL-L+B), to train and to measure side by side. With ``paper=True`` they
+are built as the paper measured Table 2: every method carries the reference
+code's lite residual branches (:class:`LiteResidualBranches`), and on
+ProxylessNAS-Mobile with GroupNorm, ``accounting="tinytl"`` reproduces the
+table's seven figures within 1 % (``benchmarks/papers.py``).
 
 Their activation memory (engine accounting, MobileNetV2-1.0, 102 classes,
 224x224, batch 8, on ``meta``; ``benchmarks/papers.py`` prints the peaks):
@@ -41,11 +45,11 @@ from dataclasses import dataclass
 from torch import nn
 
 from odtlab.errors import InvalidRecipe
-from odtlab.recipes.base import check_choice, check_positive_int
+from odtlab.recipes.base import RecipePart, check_choice, check_positive_int, register_kind
 from odtlab.recipes.layers.lite_residual import LITE_NAME, NORMS, add_lite_residuals
 from odtlab.recipes.trainable.basic import BiasOnly, Rule, TrainablePart, find_head
 
-__all__ = ["TinyTL", "NormOnly", "NORM_TYPES"]
+__all__ = ["TinyTL", "NormOnly", "LiteResidualBranches", "NORM_TYPES"]
 
 #: Normalisation layers whose gamma and beta ``NormOnly`` trains (subclasses count too).
 NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -90,6 +94,11 @@ class TinyTL(TrainablePart):
         ``BatchNormPolicy("group")`` to the recipe.
     seed : int
         Seed of the branches' initial weights.
+    paper : bool
+        Attach the branches as TinyTL's reference code does (none on the
+        first block, smaller kernels late; see
+        :mod:`odtlab.recipes.layers.lite_residual`); ``False`` (the default,
+        chapter 3's numbers) gives every block the course's branch.
 
     Raises
     ------
@@ -109,9 +118,10 @@ class TinyTL(TrainablePart):
     groups: int = 2
     norm: str = "batch"
     seed: int = 0
+    paper: bool = False
 
     def __post_init__(self) -> None:
-        for flag in ("lite_residual", "bias"):
+        for flag in ("lite_residual", "bias", "paper"):
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidRecipe(
                     f"TinyTL({flag}={getattr(self, flag)!r}): {flag} must be True or False"
@@ -137,7 +147,7 @@ class TinyTL(TrainablePart):
         if self.lite_residual:
             add_lite_residuals(
                 model, kernel_size=self.kernel_size, groups=self.groups, norm=self.norm,
-                seed=self.seed,
+                seed=self.seed, paper=self.paper,
             )  # fmt: skip
 
     def rule(self, model: nn.Module | None) -> Rule:
@@ -198,3 +208,62 @@ class NormOnly(TrainablePart):
             return owner in norms if norms is not None else owner.rsplit(".", 1)[-1] == "bn"
 
         return trainable
+
+
+@dataclass(frozen=True)
+class LiteResidualBranches(RecipePart):
+    """Attach TinyTL's lite residual branches to the network, whatever then trains.
+
+    TinyTL's network always carries the branches (they are pretrained with
+    it), so every row of its Table 2 counts them, full fine-tuning included:
+    with FT-Full they train, with FT-Last or TinyTL-B they are frozen but
+    still run. This part adds them for any trainable part; it changes the
+    model's structure only (its kind, ``"branches"``, runs before the
+    trainable part), and :class:`TinyTL` then finds them attached.
+
+    Parameters
+    ----------
+    paper : bool
+        The reference code's layout (default ``True``; see
+        :mod:`odtlab.recipes.layers.lite_residual`).
+    kernel_size, groups, norm, seed :
+        As in :class:`TinyTL`; ``norm="group"`` is TinyTL's GroupNorm.
+
+    Examples
+    --------
+    >>> from odtlab import models
+    >>> from odtlab.recipes import Recipe, LastLayer
+    >>> net = Recipe(LastLayer(), LiteResidualBranches()).prepare(models.mobilenetv2(10, 0.35))
+    >>> hasattr(net.features[1], "lite_residual"), net.features[2].lite_residual.conv.weight.requires_grad
+    (False, False)
+    """
+
+    kind = "branches"
+    paper: bool = True
+    kernel_size: int = 5
+    groups: int = 2
+    norm: str = "batch"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.paper, bool):
+            raise InvalidRecipe(
+                f"LiteResidualBranches(paper={self.paper!r}): paper must be True or False"
+            )
+        check_positive_int("LiteResidualBranches", "kernel_size", self.kernel_size)
+        check_positive_int("LiteResidualBranches", "groups", self.groups)
+        check_choice("LiteResidualBranches", "norm", self.norm, NORMS)
+
+    @property
+    def name(self) -> str:
+        return "lite-branches(paper)" if self.paper else "lite-branches"
+
+    def apply(self, model: nn.Module) -> None:
+        """Attach the branches (blocks that have one keep it); safe to call twice."""
+        add_lite_residuals(
+            model, kernel_size=self.kernel_size, groups=self.groups, norm=self.norm,
+            seed=self.seed, paper=self.paper,
+        )  # fmt: skip
+
+
+register_kind("branches", stage=-10)

@@ -1,7 +1,7 @@
 OK_FORMAT = True
 
 test = {   'name': 'q2',
-    'points': 3,
+    'points': [0, 0, 0],
     'suites': [   {   'cases': [   {   'code': '>>> _g = torch.ones(3, 2, 1, 1)\n>>> assert qas_scale(_g, torch.tensor([1.0, 2.0, 0.5])).shape == _g.shape, "keep the gradient\'s shape"\n',
                                        'hidden': False,
                                        'locked': False},
