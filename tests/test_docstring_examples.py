@@ -19,13 +19,20 @@ import odtlab
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# run by their own test files (test_fl_core.py, test_adam8bit.py)
+# run by their own test files already (running them twice would be harmless, only slower)
+_RECIPES_PARTS = ["base", "trainable.basic", "optim.basic", "activations.batchnorm",
+                  "activations.inplace", "activations.checkpointing", "activations.microbatch",
+                  "trainable.summary", "registry", "recipe"]  # fmt: skip
 ALREADY_RUN = {
-    "odtlab.fl.aggregate",
-    "odtlab.fl.client",
-    "odtlab.fl.simulation",
-    "odtlab.fl.strategies",
-    "odtlab.recipes.optim.adam8bit",
+    *(f"odtlab.fl.{m}" for m in ("aggregate", "client", "compression", "simulation", "strategies")),
+    *(f"odtlab.recipes.{m}" for m in _RECIPES_PARTS),  # test_recipes_parts.py
+    *(f"odtlab.search.{m}" for m in ("contribution", "table", "scheme")),  # test_scheme_search.py
+    "odtlab.recipes",
+    "odtlab.recipes.optim.adam8bit",  # test_adam8bit.py
+    "odtlab.recipes.trainable.lora",  # test_lora.py
+    "odtlab.recipes.layers.lite_residual",  # test_tinytl.py
+    "odtlab.recipes.trainable.tinytl",
+    "odtlab.parallel",  # test_parallel.py
 }
 MODULES = sorted(
     info.name
