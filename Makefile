@@ -12,11 +12,11 @@ CELL_TIMEOUT ?= 120
 TEST_TIMEOUT ?= 20
 JOBS ?= 2
 
-.PHONY: book test lab student grade lint clean help
+.PHONY: book test lab student grade lint clean help chromium
 
 help:
 	@echo "make book     build the book (executes every chapter) into _build/html"
-	@echo "make test     run every test: lint, strict book build, unit tests, lab notebooks"
+	@echo "make test     run every test: lint, strict book build, unit tests, lab notebooks, browser"
 	@echo "make lab      open JupyterLab on the student notebooks (labs/student/)"
 	@echo "make student  build student notebooks + autograder zips into dist/"
 	@echo "make grade SUBMISSIONS=folder [LAB=name] [JOBS=2]  grade a folder of notebooks into a CSV"
@@ -40,12 +40,27 @@ $(VENV)/.stamp-lab: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[lab]"
 	touch $@
 
-book: $(VENV)/.stamp-book
+# MathJax and the widget scripts, fetched once from npm into _offline/ so that
+# the built book renders with no network (scripts/offline_assets.sh).
+# npm is installed with apt where missing and we are root (CI's clean Debian).
+_offline/.stamp: scripts/offline_assets.sh
+	@command -v npm >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] \
+	  || { apt-get update -qq && apt-get install -y -qq npm; }
+	./scripts/offline_assets.sh
+
+# The browser tests drive the system Chromium headless (playwright's own browser
+# download needs the network). Installed with apt where missing and we are root.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	       else echo "chromium is missing: sudo apt-get install chromium (else the browser tests skip)"; fi; }
+
+book: $(VENV)/.stamp-book _offline/.stamp
 	$(BIN)/jupyter-book build .
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
-test: $(VENV)/.stamp-test
+test: $(VENV)/.stamp-test _offline/.stamp chromium
 	$(BIN)/ruff check .
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
 	$(BIN)/python -m pytest tests labs --nbval-lax --ignore=labs/student -p no:cacheprovider -n 2 --dist loadfile
@@ -65,4 +80,4 @@ lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf _build dist .pytest_cache
+	rm -rf _build dist .pytest_cache _offline
