@@ -234,13 +234,16 @@ class Recipe:
             kind.when_absent(model)
 
     def _apply_structure(self, model: nn.Module, *, check: bool = True) -> Rule:
-        """Apply the kinds that change modules; after each, the trainable rule must select some."""
+        """Apply the kinds that change modules; from the trainable part on, after each, the
+        trainable rule must select some (kinds before it, such as TinyTL's branches, come
+        before the trainable part has chosen anything)."""
         rule = self._rule
+        trainable_stage = KINDS["trainable"].stage
         for kind in kinds_in_order():
             if kind.stage >= STRUCTURE_DONE:
                 break
             self._apply_kind(kind, model)
-            if check:
+            if check and kind.stage >= trainable_stage:
                 rule = self._check_rule(model)
         return rule
 
