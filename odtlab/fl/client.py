@@ -153,8 +153,9 @@ class Client:
     dropout: float = 0.0
     compression: Compressor | None = None
     error_feedback: bool = True
-    _residual: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
-    _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, repr=False)
+    # state the client keeps between rounds: what compression held back, and its measured step cost
+    _residual: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
+    _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.data) == 0:  # type: ignore[arg-type]

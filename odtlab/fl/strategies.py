@@ -37,6 +37,7 @@ tensor([3., 3.])
 from __future__ import annotations
 
 import difflib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,7 @@ def _positive(owner: str, name: str, value: float, *, zero: bool = False, below_
         raise ValueError(f"{owner}({name}={value!r}): give a number {need}")
 
 
-class Strategy:
+class Strategy(ABC):
     """Base of the strategies: no client configuration, and ``aggregate`` to implement."""
 
     name: str = "strategy"
@@ -66,9 +67,9 @@ class Strategy:
         """What clients receive with the model in round ``server_round`` (1-based)."""
         return {}
 
+    @abstractmethod
     def aggregate(self, global_params: Mapping[str, torch.Tensor], results: Sequence[Result]) -> Params:
         """The new global parameters; see the module notes."""
-        raise NotImplementedError
 
     def summary(self) -> str:
         """One line naming the strategy and its settings."""

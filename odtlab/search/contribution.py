@@ -281,7 +281,7 @@ def contribution_analysis(
             job, len(schemes), workers=workers, on_done=lambda _: bar.update(1)
         )
         for _, key, totals, frozen in results:
-            meter.totals[key], meter.frozen[key], meter.cache[key] = totals, frozen, totals["peak"]
+            meter.record(key, totals, frozen)
         return [(accuracy, meter.cache[key]) for accuracy, key, _, _ in results]
 
     bias_runs = dict(zip(bias, run_all([(k, {}) for k in bias]), strict=True))

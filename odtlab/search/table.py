@@ -141,10 +141,12 @@ class MemoryMeter:
         if key not in self.cache:
             recipe = Recipe(self.scheme(bias_layers, weights), self.optimizer)
             report = profile(self.model, self.example_batch, recipe, accounting="engine", flops=False)
-            self.totals[key] = {k: int(v) for k, v in report.totals.items()}
-            self.frozen[key] = int(report.frozen_weight_bytes)
-            self.cache[key] = self.totals[key]["peak"]
+            self.record(key, {k: int(v) for k, v in report.totals.items()}, int(report.frozen_weight_bytes))
         return self.cache[key]
+
+    def record(self, key: SchemeKey, totals: dict[str, int], frozen_bytes: int) -> None:
+        """Store a measurement of scheme ``key`` (made here, or by a worker process)."""
+        self.totals[key], self.frozen[key], self.cache[key] = totals, frozen_bytes, totals["peak"]
 
     def need(
         self, bias_layers: int, weights: Mapping[int, float], device: DeviceProfile | str
