@@ -216,8 +216,8 @@ def run_federation(
     evaluator = copy.deepcopy(model)
     records = []
     for rnd in tqdm(range(1, rounds + 1), desc=strategy.summary(), disable=not progress):
-        draws = torch.rand(len(clients), 2, generator=sampler)  # eligibility, then mid-round dropout
-        eligible = [k for k, c in enumerate(clients) if draws[k, 0] < c.availability]
+        draws = torch.rand(len(clients), 2, generator=sampler).tolist()  # eligibility, then mid-round dropout
+        eligible = [k for k, c in enumerate(clients) if draws[k][0] < c.availability]
         picks = torch.randperm(len(eligible), generator=sampler)[:per_round].tolist()
         order = [eligible[i] for i in picks]
         config = strategy.configure(rnd)
@@ -240,7 +240,7 @@ def run_federation(
         on_time = []
         for k, result in zip(ready, results, strict=True):
             result = clients[k].compress(result, global_params)
-            if draws[k, 1] < clients[k].dropout:
+            if draws[k][1] < clients[k].dropout:
                 dropped.append((result.client, "left during the round (dropout)"))
             elif deadline_s is not None and result.seconds > deadline_s:
                 dropped.append((result.client, f"straggler: {result.seconds:.1f} s > deadline {deadline_s:g} s"))
