@@ -5,6 +5,8 @@
   :class:`FedAvgM`, :class:`FedAdam`, each ``aggregate(global_params, results)``.
 * :func:`run_federation`: the plain engine, rounds of sampled clients with
   fit checks, deadlines, rejected updates and simulated fleet time.
+* :func:`personalize`: after the federation, each client fine-tunes the
+  global model with a cheap recipe; global vs personalised accuracy per client.
 * The server's arithmetic as pure functions: :func:`weighted_mean`,
   :func:`check_update`.
 
@@ -16,6 +18,7 @@ from odtlab.fl.aggregate import check_update, weighted_mean
 from odtlab.fl.client import Client, ClientResult
 from odtlab.fl.compression import Compressor, Int8Updates, TopK, compress_update
 from odtlab.fl.errors import InvalidUpdate, UnknownStrategy
+from odtlab.fl.personalization import PersonalizationReport, personalize
 from odtlab.fl.simulation import FederatedRun, RoundRecord, run_federation
 from odtlab.fl.strategies import (
     STRATEGIES,
@@ -44,6 +47,8 @@ __all__ = [
     "run_federation",
     "FederatedRun",
     "RoundRecord",
+    "personalize",
+    "PersonalizationReport",
     "weighted_mean",
     "check_update",
     "InvalidUpdate",

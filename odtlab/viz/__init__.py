@@ -13,7 +13,7 @@ Examples
 """
 
 from odtlab.viz.device import plot_temperature
-from odtlab.viz.federated import plot_label_mix, plot_rounds
+from odtlab.viz.federated import plot_label_mix, plot_personalization, plot_rounds
 from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
 from odtlab.viz.search import plot_contributions
 from odtlab.viz.style import CATEGORY_COLORS, new_axes
@@ -29,6 +29,7 @@ __all__ = [
     "plot_contributions",
     "plot_label_mix",
     "plot_rounds",
+    "plot_personalization",
     "pareto_front",
     "CATEGORY_COLORS",
     "new_axes",

@@ -7,7 +7,7 @@ from typing import Any
 
 from odtlab.viz.style import WIDE, new_axes
 
-__all__ = ["plot_label_mix", "plot_rounds"]
+__all__ = ["plot_label_mix", "plot_personalization", "plot_rounds"]
 
 
 def plot_label_mix(counts: Sequence[Sequence[int]], ax: Any = None, title: str | None = None) -> Any:
@@ -48,4 +48,23 @@ def plot_rounds(runs: Mapping[str, Any], ax: Any = None, x: str = "round") -> An
     ax.set_xlabel("round" if x == "round" else "simulated fleet time (min)")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_personalization(report: Any, ax: Any = None) -> Any:
+    """Per client, the global model's and the personalised model's held-out accuracy, side by side.
+
+    ``report`` is a :class:`~odtlab.fl.PersonalizationReport`. Returns the axes.
+    """
+    ax = new_axes(ax, WIDE)
+    rows = report.rows
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [100 * r["global_accuracy"] for r in rows], width=0.4, label="global model")
+    ax.bar([x + 0.2 for x in xs], [100 * r["personal_accuracy"] for r in rows], width=0.4,
+           label=f"personalised ({report.recipe})")  # fmt: skip
+    ax.set_xticks(list(xs), [str(r["client"]) for r in rows], rotation=45 if len(rows) > 12 else 0, fontsize=8)
+    ax.set_xlabel("client")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="lower right")
     return ax
