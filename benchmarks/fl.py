@@ -14,7 +14,12 @@ ratio=<x/y>``, units in the name:
 * ``fl/flops-floor (s)``: the workload's FLOPs (torch's FLOP counter) over a
   measured matmul rate of this machine, against our wall time.
 
-Run: ``python benchmarks/fl.py [--rounds 100]``.
+* ``fl/scaling``: with ``--scaling``, wall time of one round and the peak
+  memory of the process (``ru_maxrss`` of a fresh child process per point)
+  for 10 to 10,000 clients, both engines (the loop only up to 1,000: it is
+  linear), and a plot in ``_build/benchmarks/fl_scaling.png``.
+
+Run: ``python benchmarks/fl.py [--rounds 100] [--scaling]``.
 """
 
 from __future__ import annotations
@@ -33,15 +38,15 @@ from odtlab import recipes as R
 CLIENTS, PER_CLIENT, BATCH, FEATURES, CLASSES = 1000, 50, 10, 20, 10
 
 
-def workload(seed: int = 0) -> tuple[list[odt.fl.Client], torch.nn.Module]:
+def workload(seed: int = 0, clients: int = CLIENTS) -> tuple[list[odt.fl.Client], torch.nn.Module]:
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(CLASSES, FEATURES, generator=g) * 2
-    y = torch.randint(0, CLASSES, (CLIENTS * PER_CLIENT,), generator=g)
+    y = torch.randint(0, CLASSES, (clients * PER_CLIENT,), generator=g)
     x = centres[y] + torch.randn(len(y), FEATURES, generator=g)
     recipe = R.Recipe(R.SGD(lr=0.05))
     clients = [odt.fl.Client(f"c{k}", TensorDataset(x[k * PER_CLIENT:(k + 1) * PER_CLIENT],
                                                     y[k * PER_CLIENT:(k + 1) * PER_CLIENT]), recipe)
-               for k in range(CLIENTS)]  # fmt: skip
+               for k in range(clients)]  # fmt: skip
     return clients, odt.models.mlp(FEATURES, hidden=(64,), num_classes=CLASSES, seed=seed)
 
 
@@ -95,10 +100,60 @@ def workload_flops(model: torch.nn.Module, rounds: int) -> float:
     return counter.get_total_flops() * (PER_CLIENT // BATCH) * CLIENTS * rounds
 
 
+def one_round(engine: str, clients_n: int) -> tuple[float, float]:
+    """Seconds of one round of ``clients_n`` clients, and the process's peak memory (bytes)."""
+    import resource
+
+    torch.set_num_threads(2)  # as main() does
+    clients, model = workload(clients=clients_n)
+    odt.fl.run_federation(model, clients[:10], odt.fl.FedAvg(), rounds=1, batch_size=BATCH, engine=engine,
+                          progress=False)  # fmt: skip
+    seconds = timed(lambda: odt.fl.run_federation(model, clients, odt.fl.FedAvg(), rounds=1, batch_size=BATCH,
+                                                  engine=engine, progress=False))  # fmt: skip
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
+
+
+def scaling(sizes: tuple[int, ...] = (10, 100, 1000, 10000)) -> None:
+    """One round per engine and size, each in a fresh process so that its peak memory is its own."""
+    import multiprocessing as mp
+    from pathlib import Path
+
+    rows = []
+    ctx = mp.get_context("spawn")
+    for engine in ("vectorized", "loop"):
+        for n in sizes:
+            if engine == "loop" and n > 1000:
+                continue
+            with ctx.Pool(1) as pool:
+                seconds, peak = pool.apply(one_round, (engine, n))
+            rows.append((engine, n, seconds, peak))
+            print(f"fl/scaling {engine} {n} clients: seconds_per_round={seconds:.3f} "
+                  f"updates_per_s={n / seconds:.0f} peak_rss_mib={peak / 2**20:.0f}", flush=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for engine in ("vectorized", "loop"):
+        pts = [(n, s, m) for e, n, s, m in rows if e == engine]
+        ax1.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=engine)
+        ax2.semilogx([p[0] for p in pts], [p[2] / 2**20 for p in pts], marker="o", label=engine)
+    ax1.set(xlabel="clients in the round", ylabel="seconds per round")
+    ax2.set(xlabel="clients in the round", ylabel="peak process memory (MiB)")
+    ax1.legend()
+    fig.tight_layout()
+    out = Path(__file__).resolve().parents[1] / "_build" / "benchmarks" / "fl_scaling.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"fl/scaling plot: {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--loop-rounds", type=int, default=1)
+    parser.add_argument("--scaling", action="store_true", help="also time one round for 10 to 10,000 clients")
     args = parser.parse_args()
     torch.set_num_threads(2)
     clients, model = workload()
@@ -120,6 +175,8 @@ def main() -> None:
     floor = workload_flops(model, args.rounds) / matmul_flops_per_s()
     print(f"fl/flops-floor {CLIENTS} clients x {args.rounds} rounds (s): ours={ours:.2f} baseline={floor:.3f} "
           f"ratio={ours / floor:.0f}", flush=True)
+    if args.scaling:
+        scaling()
 
 
 if __name__ == "__main__":
