@@ -138,3 +138,67 @@ def test_without_checkpoints_a_closing_window_loses_its_steps():
     assert keeps.per_day()[0]["steps"] == pytest.approx(900) and keeps.per_day()[0]["windows"] == 2
     assert loses.per_day()[0]["steps"] == pytest.approx(0)  # each window restarts from scratch
     assert loses.energy_j.sum() > keeps.energy_j.sum()
+
+
+# ---------------------------------------------------------------- windows that resume exactly
+def _digits(n: int = 256):
+    import torch
+
+    from odtlab import data
+
+    return torch.utils.data.Subset(data.digits("train"), range(n))
+
+
+def test_a_run_cut_into_windows_equals_an_uninterrupted_one(tmp_path):
+    import torch
+
+    from odtlab import models, train
+
+    def make(folder):
+        return train.Trainer(models.mlp(seed=0), device=None, steps=10, batch_size=32,
+                             checkpoint_dir=folder, checkpoint_every=100, progress=False)  # fmt: skip
+
+    # 256 examples are 8 batches: the second window crosses an epoch's end
+    run = train.train_in_windows(make, _digits(), [3, 6, 1], folder=tmp_path)
+    assert run.window_ends == [3, 9, 10]
+    ref = run.reference.model.state_dict()
+    assert run.identical and all(torch.equal(v, ref[k]) for k, v in run.final_state.items())
+    assert run.trainer.report.loss_curve == run.reference.report.loss_curve
+    with pytest.raises(ValueError, match="not empty"):
+        train.train_in_windows(make, _digits(), [5, 5], folder=tmp_path)
+
+
+def _fp16_windows(folder, windows, compare=True):
+    import torch
+
+    from odtlab import models, recipes, train
+
+    def loss(outputs, targets):  # large enough that fp16 gradients overflow at first
+        return 1000.0 * torch.nn.functional.cross_entropy(outputs, targets)
+
+    recipe = recipes.Recipe(recipes.MixedPrecision("fp16"), recipes.SGD(lr=5e-5))
+
+    def make(where):
+        return train.Trainer(models.mlp(seed=0), recipe, device=None, loss_fn=loss, steps=12,
+                             batch_size=16, checkpoint_dir=where, checkpoint_every=100,
+                             progress=False)  # fmt: skip
+
+    return train.train_in_windows(make, _digits(), windows, folder=folder, compare=compare), recipe
+
+
+def test_fp16_loss_scaling_resumes_with_its_scale(tmp_path, monkeypatch):
+    from odtlab import recipes, train
+
+    run, recipe = _fp16_windows(tmp_path / "a", [9, 3])
+    part = recipe.part("precision")
+    saved = train.read_checkpoint(tmp_path / "a" / "windows" / "last.ckpt").extra["precision"]
+    # the first eight steps overflowed and halved the scale from 2**16 to 2**8
+    assert saved["loss_scaler"]["scale"] == 256.0
+    assert part.scaler(run.trainer.optimizer).get_scale() == 256.0
+    assert part.scaler(run.reference.optimizer).get_scale() == 256.0
+    assert run.identical, run.mismatched
+    # without the scaler's state the resumed run restarts at 2**16, skips steps, and differs
+    monkeypatch.setattr(recipes.MixedPrecision, "load_state_dict", lambda self, opt, state: None)
+    forgetful, _ = _fp16_windows(tmp_path / "b", [9, 3], compare=False)
+    same, _ = train.same_weights(forgetful.final_state, run.final_state)
+    assert not same
