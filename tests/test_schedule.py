@@ -202,3 +202,27 @@ def test_fp16_loss_scaling_resumes_with_its_scale(tmp_path, monkeypatch):
     forgetful, _ = _fp16_windows(tmp_path / "b", [9, 3], compare=False)
     same, _ = train.same_weights(forgetful.final_state, run.final_state)
     assert not same
+
+
+# ---------------------------------------------------------------- federated availability
+def test_fl_clients_take_their_eligibility_from_a_usage_trace():
+    from odtlab import fl, models
+
+    digits = _digits(64)
+    # eligible (charging, idle, Wi-Fi) from minute 60 to 120 only: round 2 of hourly rounds
+    trace = devices.UsageTrace.from_events(180, charging=[(60, 120)], wifi=[(0, 180)])
+    phone = fl.Client("phone", digits, availability=trace)
+    always = fl.Client("always", digits, availability=1.0)
+    never = fl.Client("never", digits, availability=0.0)
+    # round 4 starts at minute 180, which wraps round to minute 0; round 5 to minute 60
+    assert [phone.eligible_in_round(r, 0.0) for r in (1, 2, 3, 4, 5)] == [False, True, False, False, True]
+    assert always.eligible_in_round(1, 0.99) and not never.eligible_in_round(1, 0.0)
+    run = fl.run_federation(models.mlp(seed=0), [phone, always, never], fl.FedAvg(), rounds=3,
+                            batch_size=32, progress=False)  # fmt: skip
+    assert [r.trained for r in run.rounds] == [("always",), ("phone", "always"), ("always",)]
+    week = devices.usage_trace("student", seed=0)
+    student = fl.Client("student", digits, availability=week, round_minutes=30)
+    rounds = [student.eligible_in_round(r, 0.0) for r in range(1, 7 * 48 + 1)]
+    assert rounds == list(week.eligible()[::30])
+    with pytest.raises(ValueError, match="probability"):
+        fl.Client("bad", digits, availability=1.5)
