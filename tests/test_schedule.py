@@ -70,6 +70,7 @@ def test_a_trace_plots(tmp_path):
     from odtlab import viz
 
     viz.plot_usage(t, training=t.eligible())
+    devices.simulate_schedule(t, "opportunistic", "phone-mid", JOB).plot()
     ax.figure.savefig(tmp_path / "week.png")
     assert (tmp_path / "week.png").stat().st_size > 0
 
@@ -126,6 +127,9 @@ def test_schedules_are_reproducible_and_unknown_policies_are_refused():
     assert a.per_day() == b.per_day() and np.array_equal(a.temperature_c, b.temperature_c)
     with pytest.raises(devices.UnknownPolicy, match="charging_idle_unmetered"):
         devices.simulate_schedule(trace, "whenever", "phone-mid", JOB)
+    rows = devices.compare_policies([trace], list(devices.POLICIES), "phone-flagship", JOB)
+    assert [r["policy"] for r in rows] == list(devices.POLICIES)
+    assert rows[-1]["steps"] == pytest.approx(a.mean_per_day()["steps"])
 
 
 def test_without_checkpoints_a_closing_window_loses_its_steps():
@@ -155,17 +159,17 @@ def test_a_run_cut_into_windows_equals_an_uninterrupted_one(tmp_path):
     from odtlab import models, train
 
     def make(folder):
-        return train.Trainer(models.mlp(seed=0), device=None, steps=10, batch_size=32,
+        return train.Trainer(models.mlp(seed=0), device=None, steps=10, batch_size=16,
                              checkpoint_dir=folder, checkpoint_every=100, progress=False)  # fmt: skip
 
-    # 256 examples are 8 batches: the second window crosses an epoch's end
-    run = train.train_in_windows(make, _digits(), [3, 6, 1], folder=tmp_path)
-    assert run.window_ends == [3, 9, 10]
+    # 64 examples are 4 batches: the second window crosses two epochs' ends
+    run = train.train_in_windows(make, _digits(64), [3, 7], folder=tmp_path)
+    assert run.window_ends == [3, 10]
     ref = run.reference.model.state_dict()
     assert run.identical and all(torch.equal(v, ref[k]) for k, v in run.final_state.items())
     assert run.trainer.report.loss_curve == run.reference.report.loss_curve
     with pytest.raises(ValueError, match="not empty"):
-        train.train_in_windows(make, _digits(), [5, 5], folder=tmp_path)
+        train.train_in_windows(make, _digits(64), [5, 5], folder=tmp_path)
 
 
 def _fp16_windows(folder, windows, compare=True):

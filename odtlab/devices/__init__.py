@@ -41,17 +41,19 @@ from odtlab.devices.profile import (
     training_budget_rule,
 )
 from odtlab.devices.registry import available, get, presets, register, unregister
+from odtlab.devices.routines import USER_TYPES, usage_trace
 from odtlab.devices.scheduling import (
     POLICIES,
     DailyJob,
     Policy,
     ScheduleResult,
     UnknownPolicy,
+    compare_policies,
     get_policy,
     simulate_schedule,
 )
 from odtlab.devices.simulator import SimulationResult, simulate
-from odtlab.devices.traces import USER_TYPES, InvalidTrace, UsageTrace, usage_trace
+from odtlab.devices.traces import InvalidTrace, UsageTrace
 from odtlab.devices.workload import Workload, estimate_bytes_moved
 from odtlab.units import format_bytes, format_joules, format_rate, format_seconds
 
@@ -92,4 +94,5 @@ __all__ = [
     "DailyJob",
     "ScheduleResult",
     "simulate_schedule",
+    "compare_policies",
 ]

@@ -51,7 +51,9 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +64,10 @@ from odtlab.devices.thermal import next_throttle_state, rc_step, steady_state_c
 from odtlab.devices.traces import MINUTES_PER_DAY, UsageTrace
 from odtlab.devices.workload import Workload
 from odtlab.errors import OdtlabError
+from odtlab.viz import plot_usage
 
 __all__ = ["Policy", "POLICIES", "get_policy", "UnknownPolicy", "DailyJob", "ScheduleResult",
-           "simulate_schedule"]  # fmt: skip
+           "simulate_schedule", "compare_policies"]  # fmt: skip
 
 
 class UnknownPolicy(OdtlabError, ValueError):
@@ -214,6 +217,10 @@ class ScheduleResult:
     def _percent(self, joules: float) -> float:
         return math.nan if not self.battery_wh else 100.0 * joules / (self.battery_wh * 3600.0)
 
+    def plot(self, ax: Any = None) -> Any:
+        """The week with the samples it trained in (:func:`odtlab.viz.plot_usage`)."""
+        return plot_usage(self.trace, ax, training=self.training)
+
     def __str__(self) -> str:
         m = self.mean_per_day()
         return (f"{self.policy.name} on {self.device} ({self.trace.user_type}): "
@@ -283,3 +290,25 @@ def simulate_schedule(trace: UsageTrace, policy: str | Policy, device: DevicePro
                           out["lost_steps"], out["energy_j"], out["battery_j"],
                           out["temperature_c"], out["battery_percent"], flags["throttled"],
                           flags["one_core"], flags["windows"], prof.battery_wh)  # fmt: skip
+
+
+def compare_policies(traces: Iterable[UsageTrace], policies: Iterable[str | Policy],
+                     device: DeviceProfile | str, job: DailyJob) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per (trace, policy): :meth:`ScheduleResult.mean_per_day`, ready for a DataFrame.
+
+    Examples
+    --------
+    >>> from odtlab import devices
+    >>> rows = compare_policies([devices.usage_trace("heavy", seed=0, minutes_per_sample=5)],
+    ...                         ["train_now", "opportunistic"], "phone-mid",
+    ...                         DailyJob(step_time_s=0.5, step_dynamic_j=2.0, steps_per_day=6000))
+    >>> [(r["user"], r["policy"], r["screen_on_min"] > 0) for r in rows]
+    [('heavy', 'train_now', True), ('heavy', 'opportunistic', False)]
+    """
+    names = [get_policy(p) for p in policies]
+    rows = []
+    for trace in traces:
+        for pol in names:
+            mean = simulate_schedule(trace, pol, device, job).mean_per_day()
+            rows.append({"user": trace.user_type, "policy": pol.name, **mean})
+    return rows
