@@ -11,7 +11,9 @@ Ask two questions of a training job:
 * does it fit? :func:`check_fit` (raises ``DoesNotFit`` and says what to
   try) and :func:`fits` (a plain bool);
 * what would it cost? :func:`simulate` predicts time, energy, battery and
-  temperature with a roofline and an RC thermal model.
+  temperature with a roofline and an RC thermal model;
+* when may it train? :func:`usage_trace` generates a week of phone use and
+  :func:`simulate_schedule` replays a scheduling :class:`Policy` over it.
 
 Examples
 --------
@@ -39,7 +41,19 @@ from odtlab.devices.profile import (
     training_budget_rule,
 )
 from odtlab.devices.registry import available, get, presets, register, unregister
+from odtlab.devices.routines import USER_TYPES, usage_trace
+from odtlab.devices.scheduling import (
+    POLICIES,
+    DailyJob,
+    Policy,
+    ScheduleResult,
+    UnknownPolicy,
+    compare_policies,
+    get_policy,
+    simulate_schedule,
+)
 from odtlab.devices.simulator import SimulationResult, simulate
+from odtlab.devices.traces import InvalidTrace, UsageTrace
 from odtlab.devices.workload import Workload, estimate_bytes_moved
 from odtlab.units import format_bytes, format_joules, format_rate, format_seconds
 
@@ -68,4 +82,17 @@ __all__ = [
     "KINDS",
     "TRAINING_BUDGET_FRACTION",
     "RECIPE_HINTS",
+    # when to train: usage traces and scheduling policies
+    "UsageTrace",
+    "usage_trace",
+    "USER_TYPES",
+    "InvalidTrace",
+    "Policy",
+    "POLICIES",
+    "get_policy",
+    "UnknownPolicy",
+    "DailyJob",
+    "ScheduleResult",
+    "simulate_schedule",
+    "compare_policies",
 ]

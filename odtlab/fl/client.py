@@ -130,11 +130,17 @@ class Client:
         such as LoRA or sparse update, are not supported by federations yet).
     device : str, DeviceProfile or None
         Its simulated device, for the fit check and the costs.
-    availability : float, default 1.0
+    availability : float or UsageTrace, default 1.0
         Probability that the device is *eligible* in a round: charging, idle
         and on an unmetered network, the rule production systems use before
         they let a phone train (Bonawitz et al., MLSys 2019). The server only
-        samples eligible clients.
+        samples eligible clients. A :class:`~odtlab.devices.UsageTrace`
+        instead decides it from the owner's week: round ``r`` (from 1) starts
+        ``(r - 1) * round_minutes`` minutes after Monday 00:00 (wrapping round
+        the trace), and the client is eligible when the trace's
+        :meth:`~odtlab.devices.UsageTrace.eligible` holds at that minute.
+    round_minutes : float, default 60.0
+        Minutes of simulated time between two rounds, used with a trace.
     dropout : float, default 0.0
         Probability that an eligible client that started the round leaves
         before uploading (the user unplugs, the network drops).
@@ -149,10 +155,11 @@ class Client:
     data: Dataset
     recipe: Recipe = field(default_factory=default_recipe)
     device: str | devices.DeviceProfile | None = None
-    availability: float = 1.0
+    availability: float | devices.UsageTrace = 1.0
     dropout: float = 0.0
     compression: Compressor | None = None
     error_feedback: bool = True
+    round_minutes: float = 60.0
     # state the client keeps between rounds: what compression held back, and its measured step cost
     _residual: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
     _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, init=False, repr=False)
@@ -164,8 +171,32 @@ class Client:
             self.device = devices.get(self.device)
         for name in ("availability", "dropout"):
             value = getattr(self, name)
+            if name == "availability" and isinstance(value, devices.UsageTrace):
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"client {self.id!r}: {name}={value!r} must be a probability in [0, 1]")
+
+    def eligible_in_round(self, server_round: int, draw: float) -> bool:
+        """Whether the client may train in round ``server_round`` (from 1).
+
+        With a float ``availability``: ``draw < availability`` (``draw`` is the
+        server's uniform random number in [0, 1) for this client and round).
+        With a :class:`~odtlab.devices.UsageTrace`: the trace's eligibility at
+        minute ``(server_round - 1) * round_minutes`` of the week; ``draw`` is unused.
+
+        Examples
+        --------
+        >>> trace = devices.UsageTrace.from_events(180, charging=[(60, 120)], wifi=[(0, 180)])
+        >>> c = Client("c", torch.utils.data.TensorDataset(torch.zeros(1, 2), torch.zeros(1)),
+        ...            availability=trace)
+        >>> [c.eligible_in_round(r, 0.5) for r in (1, 2, 3)]
+        [False, True, False]
+        """
+        if isinstance(self.availability, devices.UsageTrace):
+            trace = self.availability
+            minute = (server_round - 1) * self.round_minutes
+            return bool(trace.eligible()[trace.sample_at(minute)])
+        return draw < self.availability
 
     def fit(
         self,

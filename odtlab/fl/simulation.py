@@ -178,7 +178,8 @@ def run_federation(
     clients_per_round : int or None
         Clients sampled each round, uniformly without replacement (seeded)
         among the eligible ones (each client is eligible with probability
-        ``client.availability``); ``None``: all eligible clients.
+        ``client.availability``, or when its usage trace says so:
+        :meth:`Client.eligible_in_round`); ``None``: all eligible clients.
     local_epochs, batch_size : int
         Each client's local work per round.
     deadline_s : float or None
@@ -217,7 +218,7 @@ def run_federation(
     records = []
     for rnd in tqdm(range(1, rounds + 1), desc=strategy.summary(), disable=not progress):
         draws = torch.rand(len(clients), 2, generator=sampler).tolist()  # eligibility, then mid-round dropout
-        eligible = [k for k, c in enumerate(clients) if draws[k][0] < c.availability]
+        eligible = [k for k, c in enumerate(clients) if c.eligible_in_round(rnd, draws[k][0])]
         picks = torch.randperm(len(eligible), generator=sampler)[:per_round].tolist()
         order = [eligible[i] for i in picks]
         config = strategy.configure(rnd)

@@ -15,7 +15,8 @@ accounting=...)`` with the same defaults everywhere.
   copy). Not to be confused with *activation checkpointing*
   (:class:`odtlab.recipes.Checkpointing`), which recomputes activations.
 * :func:`simulate_power_loss` kills a run mid-way and checks that resuming
-  gives bit-identical weights.
+  gives bit-identical weights; :func:`train_in_windows` trains in short
+  windows (as a scheduling policy allows) and resumes in each.
 
 Examples
 --------
@@ -43,6 +44,7 @@ from odtlab.train.powerloss import PowerLossResult, same_weights, simulate_power
 from odtlab.train.profile import RecipeMemoryReport, default_recipe, profile, profiled_recipe_peak
 from odtlab.train.report import TrainingReport
 from odtlab.train.trainer import Trainer
+from odtlab.train.windows import WindowedRun, train_in_windows
 
 __all__ = [
     # recipe + device -> report: the three verbs
@@ -65,6 +67,8 @@ __all__ = [
     "simulate_power_loss",
     "PowerLossResult",
     "same_weights",
+    "train_in_windows",
+    "WindowedRun",
     # errors
     "TrainingDiverged",
     "PowerLoss",

@@ -230,7 +230,12 @@ class Trainer:
 
     # ---- the run ----------------------------------------------------------------------------
     def fit(
-        self, train_data: Dataset, test_data: Dataset | None = None, *, resume: bool = False
+        self,
+        train_data: Dataset,
+        test_data: Dataset | None = None,
+        *,
+        resume: bool = False,
+        until: int | None = None,
     ) -> TrainingReport:
         """Train on ``train_data``, evaluate on ``test_data``, and report.
 
@@ -242,6 +247,10 @@ class Trainer:
             Continue from the newest good checkpoint in ``checkpoint_dir``
             (``last.ckpt``, else ``last.ckpt.prev``) when there is one. The
             result is bit-identical to an uninterrupted run.
+        until : int, optional
+            Stop after this step (a training window closes) and save a
+            checkpoint there, so that a later ``fit(resume=True)`` continues
+            from it; the report covers the steps done so far.
 
         Raises
         ------
@@ -286,9 +295,10 @@ class Trainer:
         epoch_state = run.loader_state
         resumed_from = run.step or None
 
+        stop = total if until is None else min(total, int(_positive("until", until) or total))
         bar = tqdm(total=total, initial=run.step, desc=self.recipe_name, disable=not self.progress)
         try:
-            while run.step < total:
+            while run.step < stop:
                 if pos == per_epoch:  # a new epoch: remember where its order came from
                     epoch_state, it, pos = gen.get_state(), iter(loader), 0  # type: ignore[union-attr]
                 x, y = next(it)
@@ -307,7 +317,7 @@ class Trainer:
                     run.accuracies.append(
                         (step, accuracy(model, test_data, host_device=self.host_device))
                     )
-                if self._checkpoint_due(step, total):
+                if self._checkpoint_due(step, total) or (step == stop and self.checkpoint_path):
                     # at an epoch's end the generator already holds the next epoch's start
                     run.loader_state = epoch_state if pos < per_epoch else gen.get_state()  # type: ignore[union-attr]
                     run.loader_pos, run.rng = pos % per_epoch, rng.state()
@@ -319,7 +329,7 @@ class Trainer:
         if test_data is not None and not run.accuracies:  # resumed at the very end
             run.accuracies.append((run.step, accuracy(model, test_data, host_device=self.host_device)))
         self.report = build_report(
-            recipe=self.recipe_name, device=self.device, steps=total,
+            recipe=self.recipe_name, device=self.device, steps=run.step,
             batch_size=self.batch_size, memory_report=self.memory_report, flops=flops,
             losses=run.losses, accuracies=run.accuracies, fits=fits, dtype=self.dtype,
             wall_time_s=time.perf_counter() - started, resumed_from=resumed_from,
@@ -348,8 +358,19 @@ class Trainer:
     def _save(self, run: RunState, total: int) -> None:
         if self.before_save is not None:
             self.before_save(run.step)
+        extra = run.to_extra(self._config(total))
+        extra["precision"] = self._precision_state()
         save_checkpoint(self.checkpoint_path, model=self.model, optimizer=self.optimizer,  # type: ignore[arg-type]
-                        step=run.step, extra=run.to_extra(self._config(total)))  # fmt: skip
+                        step=run.step, extra=extra)  # fmt: skip
+
+    def _precision_state(self, state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The precision part's state (a loss scaler's) to save, or, given ``state``, load it."""
+        part = getattr(self.recipe, "precision_part", None)
+        if part is None or self.optimizer is None:
+            return {}
+        if state is not None:
+            part.load_state_dict(self.optimizer, state)
+        return part.state_dict(self.optimizer)
 
     def _resume(self, fresh: RunState, total: int) -> RunState:
         """Restore model and optimizer from the newest good checkpoint; return its RunState."""
@@ -366,4 +387,5 @@ class Trainer:
                 f"trainer has {ours}. Use the same settings, or another checkpoint_dir."
             )
         self.step = ckpt.apply_to(self.model, self.optimizer)
+        self._precision_state(ckpt.extra.get("precision", {}))
         return RunState.from_extra(ckpt.step, ckpt.extra)

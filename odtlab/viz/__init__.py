@@ -18,6 +18,7 @@ from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
 from odtlab.viz.search import plot_contributions
 from odtlab.viz.style import CATEGORY_COLORS, new_axes
 from odtlab.viz.training import pareto_front, plot_comparison, plot_training
+from odtlab.viz.usage import plot_usage
 
 __all__ = [
     "plot_breakdown",
@@ -33,4 +34,5 @@ __all__ = [
     "pareto_front",
     "CATEGORY_COLORS",
     "new_axes",
+    "plot_usage",
 ]

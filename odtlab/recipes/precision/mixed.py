@@ -26,9 +26,12 @@ bytes. Two 16-bit formats:
     factor (2**16 at first) before backward and divides the gradients by it
     before the step, skipping the step (and halving the factor) when a
     gradient overflowed. It works on the CPU in PyTorch 2.13. The scaler's
-    state is kept per optimizer (one scaler each) and is not saved in
-    checkpoints: a resumed run starts again at 2**16 and recalibrates within
-    a few steps.
+    state is kept per optimizer (one scaler each) and travels with the
+    training state: :meth:`PrecisionPart.state_dict` gives it to the
+    Trainer's checkpoints and :meth:`PrecisionPart.load_state_dict` puts it
+    back on resume, so the scale (and its count of steps since the last
+    overflow) continues where it stopped instead of restarting at 2**16 and
+    skipping steps again while it recalibrates.
 
 Memory reports (:meth:`Recipe.memory_report`) run the step under the same
 autocast (``autocast=`` :attr:`PrecisionPart.autocast_dtype` of
@@ -112,6 +115,17 @@ class PrecisionPart(RecipePart):
         """Apply the accumulated gradients (default: ``optimizer.step()``)."""
         optimizer.step()
 
+    def state_dict(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """State this part keeps for ``optimizer`` between steps (default: none, ``{}``).
+
+        Plain numbers only, so a checkpoint can hold it and
+        ``torch.load(weights_only=True)`` can read it back.
+        """
+        return {}
+
+    def load_state_dict(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` saved with a checkpoint (default: nothing to do)."""
+
 
 @dataclass(frozen=True)
 class MixedPrecision(PrecisionPart):
@@ -191,6 +205,17 @@ class MixedPrecision(PrecisionPart):
             return
         scaler.step(optimizer)  # unscales, skips the step if a gradient is inf/NaN
         scaler.update()
+
+    def state_dict(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The loss scaler's state (scale, growth tracker...); ``{}`` without a scaler."""
+        scaler = self.scaler(optimizer)
+        return {} if scaler is None else {"loss_scaler": dict(scaler.state_dict())}
+
+    def load_state_dict(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Give ``optimizer``'s scaler the saved scale, so it continues rather than restarts."""
+        scaler = self.scaler(optimizer)
+        if scaler is not None and state.get("loss_scaler"):
+            scaler.load_state_dict(state["loss_scaler"])
 
 
 register_kind("precision", stage=10)
