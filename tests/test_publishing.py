@@ -309,3 +309,22 @@ def test_fresh_venv_installs_odtlab_like_the_colab_cell_and_runs_lab0(tmp_path):
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---- GitHub Pages ----------------------------------------------------------------------------
+
+
+def test_pages_workflow_builds_with_the_readmes_command_and_deploys_the_html():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    assert "make book" in (ROOT / "README.md").read_text()
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    assert build["runs-on"].startswith("ubuntu")
+    steps = build["steps"]
+    python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
+    assert str(python["with"]["python-version"]) == "3.11"
+    assert any(s.get("run", "").strip() == "make book" for s in steps)
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
