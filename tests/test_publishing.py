@@ -30,6 +30,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from test_book import _solution_lines
+from test_browser import LAUNCH, PAGES, _is_text_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -100,6 +101,29 @@ def test_binder_opens_the_chapters_as_notebooks():
                 f"{chapter.name} runs code but is not a jupytext notebook: Binder would open it as text"
             )
             assert f"chapters/{chapter.stem}" in toc
+
+
+def test_built_launch_buttons_open_what_colab_and_binder_can_open():
+    """The browser test follows the same rule; this one needs no Chromium."""
+    if not (HTML / "index.html").is_file():
+        pytest.skip("the book is not built: run `make book` (make test builds it first)")
+    problems, seen = [], {"colab": 0, "binder": 0}
+    for page in PAGES:
+        html = (HTML / f"{page}.html").read_text()
+        for match in LAUNCH.finditer(html.replace("&amp;", "&")):
+            kind = "colab" if match["colab"] else "binder"
+            seen[kind] += 1
+            target = match[kind]
+            if not (ROOT / target).is_file():
+                problems.append(f"{page}: {kind} opens {target}, not in the repository")
+            if page.startswith("labs/") and target != f"{page}.ipynb":
+                problems.append(f"{page}: {kind} opens {target}, not the page's student notebook")
+            if kind == "colab" and not target.endswith(".ipynb"):
+                problems.append(f"{page}: Colab opens {target}, but Colab opens only notebooks")
+            if kind == "binder" and not (target.endswith(".ipynb") or _is_text_notebook(target)):
+                problems.append(f"{page}: Binder opens {target}, which is not a notebook")
+    assert seen["colab"] and seen["binder"], seen
+    assert not problems, "\n".join(problems)
 
 
 # ---- the syllabus agrees with the chapters ---------------------------------------------------
@@ -288,7 +312,7 @@ def test_fresh_venv_installs_odtlab_like_the_colab_cell_and_runs_lab0(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
     env["PIP_NO_INDEX"] = "1"
     install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", local],
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-compile", local],
         capture_output=True, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert install.returncode == 0, install.stdout + install.stderr
