@@ -9,7 +9,6 @@
 - Lab pages do not show nbval's ``# NBVAL_CHECK_OUTPUT`` markers.
 - MyST markdown chapters get no Colab button (Colab opens only notebooks);
   the labs, which are notebooks, keep theirs.
-- The API reference shows the first paragraph of each package's docstring.
 - The build fails early, with the command to run, when the offline assets
   (MathJax, widget scripts; ``scripts/offline_assets.sh``) are missing, since
   the pages would then reference files that are not there.
@@ -93,17 +92,6 @@ def _colab_only_for_notebooks(app: Sphinx, pagename, templatename, context, doct
             group["buttons"] = [b for b in group.get("buttons", []) if b.get("text") != "Colab"]
 
 
-def _module_summary_only(app: Sphinx, what, name, obj, options, lines) -> None:
-    """On the API page, a package shows the first paragraph of its docstring.
-
-    Package docstrings are written for ``help()`` and may lay out plain-text
-    tables that are not valid reStructuredText; the members' docstrings follow
-    the NumPy convention and are shown whole.
-    """
-    if what == "module" and "" in lines:
-        del lines[lines.index("") :]
-
-
 def _check_offline_assets(app: Sphinx) -> None:
     root = Path(app.srcdir, "_offline")
     if not (root / "mathjax" / "tex-mml-chtml.js").is_file():
@@ -116,7 +104,6 @@ def _check_offline_assets(app: Sphinx) -> None:
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _check_offline_assets)
     app.setup_extension("sphinx.ext.autodoc")
-    app.connect("autodoc-process-docstring", _module_summary_only)
     app.connect("doctree-read", _hide_nbval_markers)
     # after sphinx-book-theme's launch buttons (501), before the page is rendered
     app.connect("html-page-context", _colab_only_for_notebooks, priority=502)

@@ -15,7 +15,8 @@ internet. For each page we check that
   element with that id;
 - the launch buttons (Colab, Binder) point to files of the repository and, for
   labs, to the page's own student notebook, never to a master; Colab only to
-  notebooks;
+  notebooks, Binder to notebooks or to MyST markdown notebooks that jupytext
+  opens (jupytext is in ``environment.yml``, ``tests/test_publishing.py``);
 - no solution line of a master lab, Python traceback, warning, stderr output
   or nbval marker is visible, and no content is cut at the column edge;
 - interactive widgets show their stored (static) state.
@@ -138,6 +139,15 @@ def _check_internal_link(href: str, server: str) -> str | None:
     if parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in _ids(target):
         return f"broken link {href}: no element with id {parts.fragment!r}"
     return None
+
+
+def _is_text_notebook(target: str) -> bool:
+    """True for a MyST markdown file that jupytext opens as a notebook (kernelspec in front matter)."""
+    path = ROOT / target
+    if path.suffix != ".md" or not path.is_file():
+        return False
+    front = re.match(r"---\n(.*?)\n---\n", path.read_text(), re.DOTALL)
+    return bool(front) and "jupytext:" in front[1] and "kernelspec:" in front[1]
 
 
 LAUNCH = re.compile(
@@ -284,6 +294,10 @@ def test_page_renders_offline(page_name, server, browser, solutions):
                 problems.append(f"launch button of {page_name} opens {target}")
             if match["colab"] and not target.endswith(".ipynb"):
                 problems.append(f"Colab button opens {target}, but Colab opens only notebooks")
+            # Binder opens a markdown page as a notebook only if it is a jupytext notebook
+            # (environment.yml installs jupytext, postBuild makes it the .md viewer)
+            if match["binder"] and not target.endswith(".ipynb") and not _is_text_notebook(target):
+                problems.append(f"Binder button opens {target}, which is not a jupytext notebook")
 
     # nothing a reader must not see
     visible = seen["visible"]

@@ -4,17 +4,16 @@ Every builder takes keyword-only ``device`` (``"meta"`` builds without
 allocating memory) and ``seed`` (same seed, same weights on every device;
 torch's global random state is left untouched).
 
-=================  ==========================  ==========================
-zoo name           builder                     default example input
-=================  ==========================  ==========================
-``"mlp"``          :func:`mlp`                 ``(B, 1, 8, 8)`` digits
-``"cnn"``          :func:`small_cnn`           ``(B, 1, 32, 32)``
-``"mobilenetv2"``  :func:`mobilenetv2`         ``(B, 3, 224, 224)``
-``"mcunet"``       :func:`mcunet`              ``(B, 3, 64, 64)``
-``"proxylessnas-   :func:`proxylessnas_mobile` ``(B, 3, 224, 224)``
-mobile"``
-``"transformer"``  :func:`tiny_transformer`    ``(B, 32)`` token ids
-=================  ==========================  ==========================
+=========================  ===========================  =======================
+zoo name                   builder                      default example input
+=========================  ===========================  =======================
+``"mlp"``                  :func:`mlp`                  ``(B, 1, 8, 8)`` digits
+``"cnn"``                  :func:`small_cnn`            ``(B, 1, 32, 32)``
+``"mobilenetv2"``          :func:`mobilenetv2`          ``(B, 3, 224, 224)``
+``"mcunet"``               :func:`mcunet`               ``(B, 3, 64, 64)``
+``"proxylessnas-mobile"``  :func:`proxylessnas_mobile`  ``(B, 3, 224, 224)``
+``"transformer"``          :func:`tiny_transformer`     ``(B, 32)`` token ids
+=========================  ===========================  =======================
 
 Every zoo model has a ``classifier`` attribute, its final ``nn.Linear``.
 
