@@ -51,7 +51,9 @@ def _matrix(R: Matrix) -> torch.Tensor:
             f"tested on experience j); got shape {tuple(m.shape)}"
         )
     if torch.isnan(m).any():
-        raise InvalidStream("R holds NaN; fill every entry (evaluate on every experience after each)")
+        raise InvalidStream(
+            "R holds NaN; fill every entry (evaluate on every experience after each)"
+        )
     return m
 
 
@@ -104,7 +106,9 @@ def forward_transfer(R: Matrix, b: Sequence[float] | torch.Tensor) -> float:
     m = _matrix(R)
     bb = torch.as_tensor(b, dtype=torch.float64)
     if bb.shape != (m.shape[0],):
-        raise InvalidStream(f"b must hold one accuracy per experience ({m.shape[0]}); got {tuple(bb.shape)}")
+        raise InvalidStream(
+            f"b must hold one accuracy per experience ({m.shape[0]}); got {tuple(bb.shape)}"
+        )
     T = m.shape[0]
     if T == 1:
         return 0.0

@@ -130,7 +130,9 @@ class Stream:
         if not self.experiences:
             raise InvalidStream("the stream has no experience; give at least one")
         if self.epochs < 1 or self.batch_size < 1:
-            raise InvalidStream(f"epochs={self.epochs} and batch_size={self.batch_size} must be >= 1")
+            raise InvalidStream(
+                f"epochs={self.epochs} and batch_size={self.batch_size} must be >= 1"
+            )
         seen: dict[int, int] = {}
         for i, exp in enumerate(self.experiences):
             for part in ("train", "test"):
@@ -312,4 +314,6 @@ def online(stream: Stream, *, batch_size: int = 10) -> Stream:
     >>> s.epochs, s.batch_size, s.online
     (1, 10, True)
     """
-    return replace(stream, epochs=1, batch_size=batch_size, online=True, name=stream.name + "-online")
+    return replace(
+        stream, epochs=1, batch_size=batch_size, online=True, name=stream.name + "-online"
+    )
