@@ -80,8 +80,13 @@ class EWC(Strategy):
 
     Parameters
     ----------
-    lam : float, default 100.0
-        Strength of the pull back to the anchors.
+    lam : float, default 3.0
+        Strength of the pull back to the anchors. With SGD at learning rate
+        ``lr`` the explicit penalty step overshoots its anchor, and training
+        diverges (:class:`~odtlab.cl.StrategyDiverged`), once ``lr * lam * F_i > 2``
+        for some weight; the largest Fisher entries of the zoo MLP on the
+        rotated digits reach a few units, so ``lam = 10`` diverges there at
+        ``lr = 0.05`` and 3 does not.
     fisher_samples : int, default 200
         Training examples of each experience used for its Fisher.
     seed : int
@@ -91,7 +96,7 @@ class EWC(Strategy):
     name = "ewc"
     online = False
 
-    def __init__(self, lam: float = 100.0, *, fisher_samples: int = 200, seed: int = 0) -> None:
+    def __init__(self, lam: float = 3.0, *, fisher_samples: int = 200, seed: int = 0) -> None:
         self.lam = _positive("lam", lam)
         self.fisher_samples = fisher_samples
         self.seed = seed
@@ -152,7 +157,7 @@ class OnlineEWC(EWC):
 
     Parameters
     ----------
-    lam : float, default 100.0
+    lam : float, default 3.0
     gamma : float, default 1.0
         How much of the old Fisher each experience keeps (1: all of it).
     fisher_samples, seed : as for :class:`EWC`
@@ -161,7 +166,7 @@ class OnlineEWC(EWC):
     name = "online-ewc"
     online = True
 
-    def __init__(self, lam: float = 100.0, *, gamma: float = 1.0, fisher_samples: int = 200,
+    def __init__(self, lam: float = 3.0, *, gamma: float = 1.0, fisher_samples: int = 200,
                  seed: int = 0) -> None:  # fmt: skip
         super().__init__(lam, fisher_samples=fisher_samples, seed=seed)
         self.gamma = _positive("gamma", gamma)
