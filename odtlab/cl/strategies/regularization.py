@@ -15,7 +15,8 @@
 
 All penalties are added to the loss by the ``before_backward`` hook. Their
 state is charged to the device: for a model of ``P`` trained parameters
-(float32), EWC keeps ``2 P T`` floats after ``T`` experiences, online EWC
+(float32), EWC keeps ``2 P T`` floats after ``T`` experiences (a Fisher and
+an anchor each), online EWC
 ``2 P``, SI ``4 P`` (importance, running path integral, anchor, previous
 weights), LwF ``P`` (the old trained weights; the frozen ones are shared).
 
@@ -104,7 +105,7 @@ class EWC(Strategy):
         self._anchors: list[dict[str, torch.Tensor]] = []
 
     def planned_bytes(self, model: nn.Module, stream: Stream) -> int:
-        return 2 * trainable_bytes(model) * (1 if self.online else max(len(stream) - 1, 1))
+        return 2 * trainable_bytes(model) * (1 if self.online else len(stream))
 
     def after_experience(self, model: nn.Module, experience: Experience) -> None:
         x, y = data.as_tensors(experience.train)
