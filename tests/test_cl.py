@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from odtlab import cl, data, models, recipes
+from odtlab import cl, data, models, recipes, viz
 from odtlab.errors import DoesNotFit, OdtlabError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -230,3 +230,13 @@ def test_the_result_plots_its_accuracy_matrix():
     res = cl.run_stream(models.mlp(), cl.online(cl.class_incremental(classes_per_experience=5)))
     ax = res.plot()
     assert len(ax.texts) == 4
+
+
+def test_stability_plasticity_plot_has_one_point_per_strategy():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    points = {name: {"plasticity": cl.plasticity(R), "forgetting": cl.forgetting(R)}
+              for name, R in {"a": R3, "b": [[0.9, 0.0], [0.8, 0.9]]}.items()}  # fmt: skip
+    ax = viz.plot_stability_plasticity(points)
+    assert [t.get_text() for t in ax.texts] == ["a", "b"]

@@ -16,7 +16,8 @@ drifting sensor. This package gives
 Examples
 --------
 >>> from odtlab import cl, models, recipes
->>> res = cl.run_stream(models.mlp(), cl.class_incremental(), cl.Replay(100),
+>>> stream = cl.online(cl.class_incremental())        # one pass, batches of 10
+>>> res = cl.run_stream(models.mlp(), stream, cl.Replay(100),
 ...                     recipe=recipes.Recipe(recipes.BiasOnly()), device="mcu", seed=0)
 >>> res.price.fits, sorted(res.memory)
 (True, ['replay buffer (raw)'])
@@ -30,6 +31,7 @@ from odtlab.cl.metrics import (
     forgetting,
     forward_transfer,
     metrics,
+    plasticity,
 )
 from odtlab.cl.price import MemoryPrice
 from odtlab.cl.run import StreamResult, TaskHead, run_stream
@@ -95,6 +97,7 @@ __all__ = [
     "backward_transfer",
     "forward_transfer",
     "forgetting",
+    "plasticity",
     # errors
     "InvalidStream",
     "InvalidStrategy",

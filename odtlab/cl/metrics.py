@@ -38,7 +38,14 @@ import torch
 
 from odtlab.cl.errors import InvalidStream
 
-__all__ = ["metrics", "average_accuracy", "backward_transfer", "forward_transfer", "forgetting"]
+__all__ = [
+    "metrics",
+    "average_accuracy",
+    "backward_transfer",
+    "forward_transfer",
+    "forgetting",
+    "plasticity",
+]
 
 Matrix = torch.Tensor | Sequence[Sequence[float]]
 
@@ -144,6 +151,22 @@ def forgetting(R: Matrix) -> float:
         return 0.0
     best = m[: T - 1, : T - 1].max(dim=0).values
     return float((best - m[-1, : T - 1]).mean())
+
+
+def plasticity(R: Matrix) -> float:
+    """Mean accuracy on each experience right after learning it, ``mean_j R[j, j]``.
+
+    How well the learner still takes in new data (a stiff penalty lowers
+    it); plotted against ``1 - forgetting`` by
+    :func:`odtlab.viz.plot_stability_plasticity`.
+
+    Examples
+    --------
+    >>> plasticity([[0.9, 0.1, 0.2], [0.5, 0.8, 0.1], [0.4, 0.6, 0.7]])
+    0.8
+    """
+    m = _matrix(R)
+    return float(torch.diagonal(m).mean())
 
 
 def metrics(R: Matrix, b: Sequence[float] | torch.Tensor | None = None) -> dict[str, float]:

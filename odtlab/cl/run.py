@@ -12,7 +12,7 @@ fits, and refuses early with :class:`~odtlab.errors.DoesNotFit` if not.
 Examples
 --------
 >>> from odtlab import cl, models
->>> res = cl.run_stream(models.mlp(), cl.class_incremental(), cl.Naive(), seed=0)
+>>> res = cl.run_stream(models.mlp(), cl.online(cl.class_incremental()), cl.Naive(), seed=0)
 >>> res.R.shape, res.metrics["acc"] < 0.5      # naive forgets the old digits
 (torch.Size([5, 5]), True)
 """
