@@ -162,7 +162,7 @@ def plasticity(R: Matrix) -> float:
 
     Examples
     --------
-    >>> plasticity([[0.9, 0.1, 0.2], [0.5, 0.8, 0.1], [0.4, 0.6, 0.7]])
+    >>> round(plasticity([[0.9, 0.1, 0.2], [0.5, 0.8, 0.1], [0.4, 0.6, 0.7]]), 3)
     0.8
     """
     m = _matrix(R)
