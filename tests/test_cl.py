@@ -211,6 +211,8 @@ def test_a_strategy_given_a_model_or_recipe_it_cannot_handle_says_so():
         cl.run_stream(models.mlp(), stream, cl.LatentReplay(cut="backbone"))
     with pytest.raises(cl.UnsupportedModel, match="num_classes=10"):
         cl.run_stream(models.mlp(num_classes=4), stream)
+    with pytest.raises(cl.UnsupportedModel, match="cannot read the stream's inputs of shape"):
+        cl.run_stream(models.mlp(in_features=32), stream)
     with pytest.raises(cl.UnsupportedModel, match="UpdateInBackward"):
         cl.run_stream(models.mlp(), stream, cl.AGEM(),
                       recipe=recipes.Recipe(recipes.UpdateInBackward()))  # fmt: skip

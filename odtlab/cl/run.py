@@ -140,13 +140,19 @@ def _same_task(stream: Stream) -> torch.Tensor | None:
 
 
 def _check_outputs(model: nn.Module, stream: Stream) -> None:
-    x, _ = stream[0].train[0]
+    x, _ = data.as_tensors(stream[0].train)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()  # BatchNorm in train mode refuses a single example
     try:
         with torch.no_grad():
-            out = model(x.unsqueeze(0))
-    except RuntimeError as err:
-        raise UnsupportedModel(f"the model cannot read the stream's inputs of shape "
-                               f"{tuple(x.shape)}: {err}") from err  # fmt: skip
+            out = model(x[:2])
+    except (RuntimeError, ValueError) as err:
+        raise UnsupportedModel(
+            f"the model cannot read the stream's inputs of shape {tuple(x.shape[1:])}: {err}"
+        ) from err
+    finally:
+        for m, mode in modes:
+            m.training = mode
     if out.ndim != 2 or out.shape[1] != stream.num_classes:
         raise UnsupportedModel(
             f"the model gives outputs of shape {tuple(out.shape)} but stream {stream.name!r} has "
