@@ -242,3 +242,17 @@ def test_stability_plasticity_plot_has_one_point_per_strategy():
               for name, R in {"a": R3, "b": [[0.9, 0.0], [0.8, 0.9]]}.items()}  # fmt: skip
     ax = viz.plot_stability_plasticity(points)
     assert [t.get_text() for t in ax.texts] == ["a", "b"]
+
+
+def test_pseudo_labels_trusting_every_guess_learn_more_wrong_labels_than_a_high_threshold():
+    stream = cl.domain_incremental("rotation", steps=(0, 20, 40))
+    careful = cl.PseudoLabels(labelled_per_class=3, threshold=0.9)
+    trusting = cl.PseudoLabels(labelled_per_class=3, threshold=0.0)
+    for labeller in (careful, trusting):
+        cl.run_stream(models.mlp(seed=0), stream, labeller, seed=0)
+    assert [row["labelled"] for row in careful.log] == [1347, 30, 30]
+    assert trusting.log[-1]["pseudo"] == 1347 - 30  # every unlabelled example
+    assert careful.log[-1]["pseudo"] > 0  # measured: 28 of which 96 % right, against 53 %
+    assert careful.log[-1]["pseudo_accuracy"] > trusting.log[-1]["pseudo_accuracy"] + 0.2
+    with pytest.raises(cl.UnsupportedModel, match="whole model"):
+        cl.run_stream(models.mlp(), stream, cl.PseudoLabels(cl.LatentReplay(cut="features.fc2")))

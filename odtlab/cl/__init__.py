@@ -11,6 +11,8 @@ drifting sensor. This package gives
   :class:`OnlineEWC`, :class:`SI`, :class:`LwF`, :class:`AGEM`;
 * **the loop** :func:`run_stream` that fills the accuracy matrix ``R``,
   and **metrics**, pure functions of ``R`` (:func:`metrics`);
+* **labels on a device**: a few true labels plus pseudo-labels
+  (:class:`PseudoLabels`);
 * **the memory price** of each strategy on a device (:class:`MemoryPrice`).
 
 Examples
@@ -25,6 +27,7 @@ Examples
 
 from odtlab.cl.buffers import ClassBalancedBuffer, ReplayBuffer, ReservoirBuffer, state_bytes
 from odtlab.cl.errors import InvalidStrategy, InvalidStream, StrategyDiverged, UnsupportedModel
+from odtlab.cl.labels import PseudoLabels
 from odtlab.cl.metrics import (
     average_accuracy,
     backward_transfer,
@@ -81,6 +84,7 @@ __all__ = [
     "LwF",
     "diagonal_fisher",
     "trainable_bytes",
+    "PseudoLabels",
     # buffers
     "ReplayBuffer",
     "ReservoirBuffer",
