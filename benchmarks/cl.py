@@ -17,6 +17,13 @@ training step, measured by :func:`odtlab.train.profile`, plus the state)::
 
     price <strategy>: state_bytes=<n> stm32f746=<fits|over by N> phone-mid=<...>
 
+Last, federated continual learning (:func:`federated_continual`): four
+clients whose data drift through the same class-incremental stream, FedAvg
+(3 rounds of 2 local epochs per experience) without and with a local replay
+buffer of 50 examples per client::
+
+    fcl <stream> <fedavg | fedavg+local-replay-50>: acc=... memory_bytes=...
+
 The published pattern for class-incremental split MNIST (van de Ven,
 Tuytelaars and Tolias, Nature Machine Intelligence 2022): EWC, SI and LwF
 stay close to naive fine-tuning; replay is far above. Runs in well under
@@ -31,7 +38,7 @@ import time
 
 import torch
 
-from odtlab import cl, data, devices, models, train
+from odtlab import cl, data, devices, fl, models, train
 
 DEVICES = ("stm32f746", "phone-mid")
 
@@ -63,6 +70,41 @@ def step_bytes(res: cl.StreamResult, strategy: cl.Strategy, batch: int, device: 
     return devices.verdict(report, device).peak_bytes
 
 
+def federated_continual(local_replay: int, *, clients: int = 4, rounds: int = 3) -> cl.StreamResult:
+    """FedAvg over a class-incremental stream: in phase ``p`` every client's local data are its
+    share of experience ``p`` (the clients drift together), plus, with ``local_replay > 0``, the
+    examples of its own reservoir buffer of that size (kept on the client, never uploaded).
+    After each phase the global model is tested on every experience: one row of ``R``."""
+    stream = cl.class_incremental(seed=0)
+    model = models.mlp(seed=0)
+    buffers = (
+        [cl.ReservoirBuffer(local_replay, seed=k) for k in range(clients)] if local_replay else []
+    )
+    rows, b = [], [train.accuracy(model, e.test) for e in stream]
+    for phase, exp in enumerate(stream):
+        x, y = data.as_tensors(exp.train)
+        parts = data.partition(exp.train, clients, seed=phase)
+        fleet = []
+        for k, part in enumerate(parts):
+            xs, ys = x[part], y[part]
+            if buffers and len(buffers[k]):
+                old_x, old_y = buffers[k].all()
+                xs, ys = torch.cat([xs, old_x]), torch.cat([ys, old_y])
+            local = data.ArrayDataset(xs, ys, classes=[str(c) for c in range(10)])
+            fleet.append(fl.Client(f"device-{k}", local))
+        run = fl.run_federation(model, fleet, fl.FedAvg(), rounds=rounds, local_epochs=2,
+                                seed=phase, progress=False)  # fmt: skip
+        model.load_state_dict({**model.state_dict(), **run.params})
+        for k, part in enumerate(parts):
+            if buffers:
+                buffers[k].add(x[part], y[part])
+        rows.append([train.accuracy(model, e.test) for e in stream])
+    memory = {"replay buffers (all clients)": sum(buf.nbytes for buf in buffers)} if buffers else {}
+    name = f"fedavg+local-replay-{local_replay}" if local_replay else "fedavg"
+    return cl.StreamResult(stream.name, name, stream.scenario, torch.tensor(rows), torch.tensor(b),
+                           memory, experiences=[e.name for e in stream])  # fmt: skip
+
+
 def main() -> None:
     torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared machine
     start = time.perf_counter()
@@ -90,6 +132,9 @@ def main() -> None:
                 f"{device}=" + ("fits" if price.fits else f"over by {-price.headroom_bytes}")
             )
         print(f"price {name}: state_bytes={res.memory_bytes} " + " ".join(verdicts), flush=True)
+    for local_replay in (0, 50):
+        res = federated_continual(local_replay)
+        print(res.line().replace("cl ", "fcl ", 1), flush=True)
     print(" ".join(f"{k}_seconds={v:.1f}" for k, v in seconds.items()),
           f"total_seconds={time.perf_counter() - start:.1f}")  # fmt: skip
 
