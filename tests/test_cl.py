@@ -216,6 +216,10 @@ def test_a_strategy_given_a_model_or_recipe_it_cannot_handle_says_so():
     with pytest.raises(cl.UnsupportedModel, match="UpdateInBackward"):
         cl.run_stream(models.mlp(), stream, cl.AGEM(),
                       recipe=recipes.Recipe(recipes.UpdateInBackward()))  # fmt: skip
+    with pytest.raises(cl.UnsupportedModel, match="UpdateInBackward"):
+        cl.run_stream(
+            models.mlp(), stream, cl.SI(), recipe=recipes.Recipe(recipes.UpdateInBackward())
+        )
     with pytest.raises(cl.StrategyDiverged, match="lower lam"):
         cl.run_stream(models.mlp(), stream, cl.EWC(lam=1e9, fisher_samples=8))
 

@@ -5,23 +5,23 @@ changes what it does only through hooks that *return* values; none reaches
 into the loop's variables (the design of Avalanche's templates and
 plugins, Lomonaco et al., CVPR Workshops 2021):
 
-==========================  ===================================================
-hook                        called / returns
-==========================  ===================================================
-``setup(model, recipe,``    once, before training; raises when the strategy
-``stream)``                 cannot handle the model or recipe
-``trained_module(model)``   the module the loop trains (default: the model)
-``encode(model, x)``        what that module sees of an input (default: ``x``)
-``before_experience``       at the start of each experience
-``training_data(exp)``      the data of an experience (joint: all seen so far)
-``replay(n, generator)``    ``n`` stored examples to add to the batch, or None
-``before_backward(...)``    a penalty added to the loss (EWC, SI, LwF), or None
-``before_step(model)``      replacement gradients by name (A-GEM), or None
-``after_step(model, x, y)`` after each optimizer step (SI's path integral,
-                            a buffer that keeps the examples it was given)
-``after_experience``        at the end of each experience (EWC's Fisher)
-``memory()``                bytes the strategy keeps, by category
-==========================  ===================================================
+======================  ======================================================
+hook                    called when, and what it returns
+======================  ======================================================
+``setup``               once, before training; raises when the strategy
+                        cannot handle the model or the recipe
+``trained_module``      the module the loop trains (default: the model)
+``encode``              what that module sees of an input (default: itself)
+``before_experience``   at the start of each experience
+``training_data``       the data of an experience (joint: all seen so far)
+``replay``              stored examples to add to the batch, or None
+``before_backward``     a penalty added to the loss (EWC, SI, LwF), or None
+``before_step``         replacement gradients by name (A-GEM), or None
+``after_step``          after each optimizer step, with the batch's new
+                        examples (SI's path integral, a buffer's update)
+``after_experience``    at the end of each experience (EWC's Fisher)
+``memory``              bytes the strategy keeps, by category
+======================  ======================================================
 
 :class:`Naive` (fine-tuning, every hook a no-op) is the lower bound that
 forgets; :class:`Joint` trains on everything seen so far, the upper bound.

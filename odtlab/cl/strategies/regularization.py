@@ -30,6 +30,8 @@ True
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,9 +39,12 @@ from torch.func import functional_call
 
 from odtlab import data
 from odtlab.cl.buffers import state_bytes
-from odtlab.cl.errors import InvalidStrategy
+from odtlab.cl.errors import InvalidStrategy, UnsupportedModel
 from odtlab.cl.strategies.base import Strategy, trainable_bytes
 from odtlab.cl.streams import Experience, Stream
+
+if TYPE_CHECKING:
+    from odtlab.recipes import Recipe
 
 __all__ = ["EWC", "OnlineEWC", "SI", "LwF", "diagonal_fisher"]
 
@@ -206,6 +211,13 @@ class SI(Strategy):
         self._anchor: dict[str, torch.Tensor] = {}
         self._previous: dict[str, torch.Tensor] = {}
         self._consolidated = False
+
+    def setup(self, model: nn.Module, recipe: Recipe, stream: Stream) -> None:
+        if recipe.update_in_backward:
+            raise UnsupportedModel(
+                "SI reads each weight's gradient after the step, but this recipe steps inside "
+                "backward and frees it (UpdateInBackward); drop that part or use EWC"
+            )
 
     def planned_bytes(self, model: nn.Module, stream: Stream) -> int:
         return 4 * trainable_bytes(model)
