@@ -12,6 +12,7 @@ Examples
 [0, 2]
 """
 
+from odtlab.viz.cl import plot_accuracy_matrix, plot_stability_plasticity
 from odtlab.viz.device import plot_temperature
 from odtlab.viz.federated import plot_label_mix, plot_personalization, plot_rounds
 from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
@@ -31,6 +32,8 @@ __all__ = [
     "plot_label_mix",
     "plot_rounds",
     "plot_personalization",
+    "plot_accuracy_matrix",
+    "plot_stability_plasticity",
     "pareto_front",
     "CATEGORY_COLORS",
     "new_axes",
