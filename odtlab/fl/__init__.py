@@ -16,7 +16,7 @@ from odtlab.fl.aggregate import check_update, weighted_mean
 from odtlab.fl.client import Client, ClientResult
 from odtlab.fl.compression import Compressor, Int8Updates, TopK, compress_update
 from odtlab.fl.errors import InvalidUpdate, UnknownStrategy
-from odtlab.fl.simulation import FederatedRun, RoundRecord, run_federation
+from odtlab.fl.simulation import FederatedRun, RoundRecord, client_seed, run_federation
 from odtlab.fl.strategies import (
     STRATEGIES,
     FedAdam,
@@ -42,6 +42,7 @@ __all__ = [
     "STRATEGIES",
     "get_strategy",
     "run_federation",
+    "client_seed",
     "FederatedRun",
     "RoundRecord",
     "weighted_mean",
