@@ -113,6 +113,9 @@ def test_missing_flower_commands_and_bad_arguments_are_clear_errors(tmp_path):
         run_deployment(FlowerTask(), tmp_path / "run", bin_dir=tmp_path)
     with pytest.raises(InvalidDeployment, match="timeout_s"):
         run_deployment(FlowerTask(), tmp_path / "run", timeout_s=0)
+    with pytest.raises(InvalidDeployment, match="mu"):  # refused before any process starts
+        run_deployment(FlowerTask(strategy="fedprox", strategy_settings={"mu": -1.0}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 @needs_flwr
@@ -191,11 +194,11 @@ def _processes_with(text: str) -> list[str]:
 
 
 def _gone(pid: int) -> bool:
+    """No live process has this id (a zombie waiting for its parent to read its status is dead)."""
     try:
-        os.killpg(pid, 0)  # each Flower process leads a process group of its own
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
         return True
-    return False
 
 
 @needs_flwr

@@ -14,7 +14,8 @@ the server and every client build the same model, partition and strategy.
   evaluates the global model on the test split after each round, and saves
   the final parameters with ``torch.save`` to the absolute path in the run
   config's ``weights-path`` (the app runs from ``$FLWR_HOME/apps/...``, so a
-  relative path would land there).
+  relative path would land there); when the rounds fail it writes the
+  traceback beside it instead (:func:`error_path`).
 
 Both sides run torch on one thread: the thread count alone moves results by
 about 1e-8, and the in-process reference runs on one thread too.
@@ -23,6 +24,7 @@ about 1e-8, and the in-process reference runs on one thread too.
 from __future__ import annotations
 
 import os
+import traceback
 from pathlib import Path
 
 import torch
@@ -36,7 +38,7 @@ from odtlab.fl.flower.records import from_array_record, to_array_record
 from odtlab.fl.flower.task import FlowerTask
 from odtlab.train import accuracy
 
-__all__ = ["client_app", "server_app", "app_dir", "WEIGHTS_KEY"]
+__all__ = ["client_app", "server_app", "run_rounds", "app_dir", "save_params", "error_path", "WEIGHTS_KEY"]
 
 WEIGHTS_KEY = "weights-path"  # run-config key: where the ServerApp saves the final parameters
 
@@ -70,25 +72,42 @@ def server_app() -> ServerApp:
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         torch.set_num_threads(1)
-        task = FlowerTask.from_run_config(context.run_config)
         out = Path(str(context.run_config.get(WEIGHTS_KEY, "")))
         if not out.is_absolute():
             raise InvalidDeployment(
                 f"run config {WEIGHTS_KEY}={str(out)!r} must be an absolute path: the ServerApp "
                 "runs from $FLWR_HOME/apps/..., where a relative path would end up"
             )
-        evaluator, test = task.model(), task.test_data()
-
-        def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            evaluator.load_state_dict(from_array_record(arrays))
-            return MetricRecord({"accuracy": accuracy(evaluator, test)})
-
-        bridge = OdtlabStrategy(task.make_strategy(), num_clients=task.num_clients)
-        result = bridge.start(grid=grid, initial_arrays=to_array_record(task.model().state_dict()),
-                              num_rounds=task.rounds, evaluate_fn=evaluate)  # fmt: skip
-        save_params(from_array_record(result.arrays), out)
+        try:
+            save_params(run_rounds(grid, FlowerTask.from_run_config(context.run_config)), out)
+        except Exception:  # leave the launcher a note it can read without asking the SuperLink
+            error_path(out).write_text(traceback.format_exc())
+            raise
 
     return app
+
+
+def run_rounds(grid: Grid, task: FlowerTask) -> dict[str, torch.Tensor]:
+    """The ServerApp's work: ``task.rounds`` rounds of the task's strategy; the final parameters.
+
+    The global model is evaluated on the test split before the first round
+    and after each one (Flower logs the accuracies).
+    """
+    evaluator, test = task.model(), task.test_data()
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        evaluator.load_state_dict(from_array_record(arrays))
+        return MetricRecord({"accuracy": accuracy(evaluator, test)})
+
+    bridge = OdtlabStrategy(task.make_strategy(), num_clients=task.num_clients)
+    result = bridge.start(grid=grid, initial_arrays=to_array_record(task.model().state_dict()),
+                          num_rounds=task.rounds, evaluate_fn=evaluate)  # fmt: skip
+    return from_array_record(result.arrays)
+
+
+def error_path(weights: Path) -> Path:
+    """Where the ServerApp writes its traceback when the run fails: beside the weights."""
+    return weights.with_name(weights.name + ".error")
 
 
 def save_params(params: dict[str, torch.Tensor], path: Path) -> None:

@@ -42,13 +42,13 @@ import torch
 import odtlab
 from odtlab.fl.aggregate import Params
 from odtlab.fl.errors import FlowerDeploymentError, InvalidDeployment
-from odtlab.fl.flower.apps import WEIGHTS_KEY, app_dir
+from odtlab.fl.flower.apps import WEIGHTS_KEY, app_dir, error_path
 from odtlab.fl.flower.task import FlowerTask
 
 __all__ = ["Deployment", "run_deployment", "free_ports", "flower_env"]
 
 BINARIES = ("flower-superlink", "flower-supernode", "flwr")
-_LS_EVERY_S = 10.0  # seconds between two `flwr ls` while the run is going
+_LS_EVERY_S = 30.0  # seconds between two `flwr ls` while the run is going
 
 
 @dataclass
@@ -133,35 +133,46 @@ def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout_s: float
     raise FlowerDeploymentError(f"flower-superlink did not answer /health within {timeout_s:g} s; log:\n{_tail(log)}")
 
 
-def _stop(procs: list[subprocess.Popen], timeout_s: float = 30.0) -> None:
-    """SIGTERM every process in ``procs`` at once, then poll until each and its group are gone.
+def _stop(procs: list[subprocess.Popen], marker: str | None = None, timeout_s: float = 30.0) -> None:
+    """SIGTERM every process in ``procs`` at once, then poll until they (and their helpers) are gone.
 
-    A process that outlives ``timeout_s`` gets SIGKILL, with everything in its
-    process group (each was started in a session of its own).
+    Flower's helpers (``flower-superexec``, ``flwr-serverapp``, ``flwr-clientapp``)
+    run in sessions of their own and exit a few seconds after their parent; with
+    a ``marker`` (``FLWR_HOME=...``), every live process with it in its
+    environment is waited for too. What outlives ``timeout_s`` gets SIGKILL, by
+    process id.
     """
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(p.poll() is None or _group_alive(p.pid) for p in procs):
-        time.sleep(0.1)
+    while time.monotonic() < deadline:
+        if all(p.poll() is not None for p in procs) and not (marker and _children(marker, procs)):
+            return
+        time.sleep(0.2)
+    for pid in {p.pid for p in procs if p.poll() is None} | set(_children(marker, procs) if marker else []):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     for proc in procs:
-        if proc.poll() is None or _group_alive(proc.pid):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        proc.wait(timeout=10)
 
 
-def _group_alive(pgid: int) -> bool:
+def _children(marker: str, procs: list[subprocess.Popen]) -> list[int]:
+    """Live processes (not zombies) other than ``procs`` whose environment holds ``marker``."""
+    ours, found = {p.pid for p in procs} | {os.getpid()}, []
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        entries = [e for e in Path("/proc").iterdir() if e.name.isdigit() and int(e.name) not in ours]
+    except OSError:  # no /proc (not Linux): only the processes themselves are watched
+        return []
+    for entry in entries:
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or another user's
+            pass
+    return found
 
 
 def _status(flwr: Path, run_id: str, env: dict[str, str], cwd: Path) -> str:
@@ -205,7 +216,8 @@ def run_deployment(
     Raises
     ------
     InvalidDeployment
-        For a bad ``timeout_s`` or a missing Flower command.
+        For a bad ``timeout_s``, strategy settings the strategy refuses, or a
+        missing Flower command.
     FlowerDeploymentError
         When a process fails to start, the run fails or it times out; the
         message ends with the failing log.
@@ -218,6 +230,10 @@ def run_deployment(
     """
     if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or timeout_s <= 0:
         raise InvalidDeployment(f"run_deployment(timeout_s={timeout_s!r}): give a number of seconds > 0")
+    try:
+        task.make_strategy()  # bad strategy settings fail here, not in the ServerApp
+    except (TypeError, ValueError) as err:
+        raise InvalidDeployment(f"strategy {task.strategy!r} with {task.strategy_settings}: {err}") from err
     bins = Path(bin_dir) if bin_dir is not None else Path(sys.executable).parent
     missing = [b for b in BINARIES if not (bins / b).is_file()]
     if missing:
@@ -233,6 +249,7 @@ def run_deployment(
     shutil.copytree(app_dir(), app, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     weights = workdir / "final_params.pt"
     weights.unlink(missing_ok=True)
+    error_path(weights).unlink(missing_ok=True)
     link, *node_ports = free_ports(1 + task.num_clients)
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
@@ -275,16 +292,17 @@ def run_deployment(
                           workdir=workdir, pids=[p.pid for p in procs])  # fmt: skip
     finally:
         _stop(procs[1:])  # the SuperNodes first (together),
-        _stop(procs[:1])  # then the SuperLink
+        _stop(procs[:1], marker=f"FLWR_HOME={home}")  # then the SuperLink and all Flower started
 
 
 def _wait_completed(flwr: Path, run_id: str, weights: Path, procs: list[subprocess.Popen],
                     env: dict[str, str], workdir: Path, timeout_s: float) -> str:  # fmt: skip
     """Wait until the run is ``finished:completed`` and the weights file exists.
 
-    The file is watched often (cheap); ``flwr ls`` (a Python process of its own,
-    seconds of CPU) is asked every ``_LS_EVERY_S`` to catch a run that failed,
-    and again as soon as the file appears.
+    The weights file, and the traceback file the ServerApp writes when it fails,
+    are watched often (cheap); ``flwr ls`` (a Python process of its own, seconds
+    of CPU) is asked as soon as the weights appear, and every ``_LS_EVERY_S`` to
+    catch a run that failed without a traceback.
     """
     deadline, status, asked = time.monotonic() + timeout_s, "", time.monotonic()
     while time.monotonic() < deadline:
@@ -293,6 +311,10 @@ def _wait_completed(flwr: Path, run_id: str, weights: Path, procs: list[subproce
             raise FlowerDeploymentError(
                 f"a Flower process exited during run {run_id} (code {dead[0].returncode}); see the logs "
                 f"in {workdir}; superlink.log ends:\n{_tail(workdir / 'superlink.log')}"
+            )
+        if error_path(weights).is_file():
+            raise FlowerDeploymentError(
+                f"the ServerApp of run {run_id} failed:\n{_tail(error_path(weights), 30)}"
             )
         if weights.is_file() or time.monotonic() - asked > _LS_EVERY_S:
             status, asked = _status(flwr, run_id, env, workdir), time.monotonic()
