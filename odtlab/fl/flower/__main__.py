@@ -1,9 +1,9 @@
 """``python -m odtlab.fl.flower`` (``make fl-demo``): a Flower run beside odtlab's own engine.
 
 Starts a SuperLink and one SuperNode per client on 127.0.0.1, runs the
-federation (default: 2 clients, 2 rounds, FedAvg, a 64-32-10 MLP on the
-digits), stops every process, runs the same clients with the same seeds in
-process, and prints the rounds, the wall time, the final accuracy and the
+federation (default: 2 clients, 2 rounds, FedAvg, an 18-32-5 MLP on
+odtlab's generated sensor features), stops every process, runs the same
+clients with the same seeds in process, and prints the rounds, the wall time, the final accuracy and the
 largest difference between the two engines' final weights.
 """
 
