@@ -12,7 +12,7 @@ CELL_TIMEOUT ?= 120
 TEST_TIMEOUT ?= 20
 JOBS ?= 2
 
-.PHONY: book test lab student grade lint clean help chromium chapters
+.PHONY: book test lab student grade lint clean help chromium chapters fl-demo
 
 help:
 	@echo "make book     build the book (executes every chapter) into _build/html"
@@ -20,6 +20,7 @@ help:
 	@echo "make lab      open JupyterLab on the student notebooks (labs/student/)"
 	@echo "make student  build student notebooks + autograder zips into dist/"
 	@echo "make grade SUBMISSIONS=folder [LAB=name] [JOBS=2]  grade a folder of notebooks into a CSV"
+	@echo "make fl-demo  run 2 clients x 2 rounds on a local Flower SuperLink + SuperNodes, compare with odtlab's engine"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +91,11 @@ grade: $(VENV)/.stamp-lab
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=folder [LAB=lab00_welcome]"; exit 2)
 	$(BIN)/odtlab grade "$(SUBMISSIONS)" $(if $(LAB),--lab $(LAB)) --jobs $(JOBS) \
 		--cell-timeout $(CELL_TIMEOUT) --test-timeout $(TEST_TIMEOUT)
+
+# A SuperLink and two SuperNodes on 127.0.0.1 (FLWR_HOME under _build/flower-demo),
+# 2 rounds, every process stopped; flwr comes with the test extra.
+fl-demo: $(VENV)/.stamp-test
+	$(BIN)/python -m odtlab.fl.flower --clients 2 --rounds 2 --workdir _build/flower-demo
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .

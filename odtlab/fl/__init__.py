@@ -9,6 +9,10 @@
   global model with a cheap recipe; global vs personalised accuracy per client.
 * The server's arithmetic as pure functions: :func:`weighted_mean`,
   :func:`check_update`.
+* :mod:`odtlab.fl.flower` (needs ``pip install -e ".[fl]"``): the same
+  clients and strategies run by Flower 1.42 (ClientApp, ServerApp, a local
+  SuperLink with SuperNodes); imported on demand, so ``import odtlab`` works
+  without Flower.
 
 Partitions of a data set among clients are :func:`odtlab.data.partition`
 and :func:`odtlab.data.split_by_user`.
@@ -17,9 +21,15 @@ and :func:`odtlab.data.split_by_user`.
 from odtlab.fl.aggregate import check_update, weighted_mean
 from odtlab.fl.client import Client, ClientResult
 from odtlab.fl.compression import Compressor, Int8Updates, TopK, compress_update
-from odtlab.fl.errors import InvalidUpdate, UnknownStrategy
+from odtlab.fl.errors import (
+    FlowerDeploymentError,
+    FlowerNotInstalled,
+    InvalidDeployment,
+    InvalidUpdate,
+    UnknownStrategy,
+)
 from odtlab.fl.personalization import PersonalizationReport, personalize
-from odtlab.fl.simulation import FederatedRun, RoundRecord, run_federation
+from odtlab.fl.simulation import FederatedRun, RoundRecord, client_seed, run_federation
 from odtlab.fl.strategies import (
     STRATEGIES,
     FedAdam,
@@ -45,6 +55,7 @@ __all__ = [
     "STRATEGIES",
     "get_strategy",
     "run_federation",
+    "client_seed",
     "FederatedRun",
     "RoundRecord",
     "personalize",
@@ -53,4 +64,7 @@ __all__ = [
     "check_update",
     "InvalidUpdate",
     "UnknownStrategy",
+    "FlowerNotInstalled",
+    "FlowerDeploymentError",
+    "InvalidDeployment",
 ]

@@ -50,7 +50,7 @@ from odtlab.train import accuracy
 from odtlab.units import format_bytes
 from odtlab.viz import plot_rounds
 
-__all__ = ["RoundRecord", "FederatedRun", "run_federation", "ENGINES"]
+__all__ = ["RoundRecord", "FederatedRun", "run_federation", "client_seed", "ENGINES"]
 
 ENGINES = ("loop", "vectorized")
 
@@ -146,6 +146,22 @@ class FederatedRun:
         return "\n".join(lines)
 
 
+def client_seed(seed: int, server_round: int, client_index: int) -> int:
+    """The seed of one client's local training in one round, as :func:`run_federation` draws it.
+
+    Every engine (the loop, the vectorized one, the Flower bridge) gives client
+    ``client_index`` (its position in the list of clients, from 0) this seed in
+    round ``server_round`` (from 1), so that the same run trains on the same
+    batches whichever engine carries it.
+
+    Examples
+    --------
+    >>> client_seed(0, 1, 0), client_seed(0, 1, 1), client_seed(1, 2, 0)
+    (1009, 1010, 1002021)
+    """
+    return seed * 1_000_003 + server_round * 1_009 + client_index
+
+
 def _bytes(params: Params) -> int:
     return sum(t.numel() * t.element_size() for t in params.values())
 
@@ -230,7 +246,7 @@ def run_federation(
                 ready.append(k)
             except DoesNotFit as err:
                 dropped.append((clients[k].id, f"does not fit its device: {str(err).splitlines()[0]}"))
-        seeds = [seed * 1_000_003 + rnd * 1_009 + k for k in ready]
+        seeds = [client_seed(seed, rnd, k) for k in ready]
         if engine == "vectorized" and ready:
             results = train_clients(model, [clients[k] for k in ready], global_params, config,
                                     epochs=local_epochs, batch_size=batch_size, seeds=seeds)  # fmt: skip

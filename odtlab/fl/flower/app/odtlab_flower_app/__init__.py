@@ -1,0 +1,1 @@
+"""odtlab's Flower app: the components named in ``pyproject.toml``."""
