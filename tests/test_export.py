@@ -8,7 +8,6 @@ installed (``pip install -e ".[export]"``).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib.util
 import sys
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from odtlab import export, models
-from odtlab.recipes import SGD, Adam, BiasOnly, Full, MicroBatch, Recipe
+from odtlab.recipes import SGD, Adam, BatchNormPolicy, BiasOnly, Full, LastLayer, MicroBatch, Recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,8 +39,8 @@ def batches(n: int = STEPS, size: int = 8) -> list[tuple[torch.Tensor, torch.Ten
     return [(torch.randn(size, 1, 8, 8, generator=gen), torch.randint(0, 4, (size,), generator=gen)) for _ in range(n)]
 
 
-def eager_run(recipe: Recipe, data, momentum: float = 0.0) -> tuple[list[float], nn.Module]:
-    net = recipe.prepare(tiny_mlp())
+def eager_run(recipe: Recipe, data, momentum: float = 0.0, model=None) -> tuple[list[float], nn.Module]:
+    net = recipe.prepare(tiny_mlp() if model is None else model)
     optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=LR, momentum=momentum)
     losses = []
     for x, y in data:
@@ -118,6 +117,22 @@ def test_bias_only_program_trains_the_biases_and_never_the_weights(bias_program)
     assert program.step(x, y) == pytest.approx(expected, rel=1e-5)
 
 
+@needs_executorch
+def test_small_cnn_last_layer_in_the_runtime_equals_eager(tmp_path):
+    # BatchNorm frozen (the runtime cannot train batch statistics); the max-pools lie below the
+    # trained head, so their backward (wrong in executorch 1.5.1) never runs
+    recipe = Recipe(LastLayer(), BatchNormPolicy("frozen"), SGD(lr=LR))
+    gen = torch.Generator().manual_seed(2)
+    data = [(torch.randn(4, 1, 8, 8, generator=gen), torch.randint(0, 10, (4,), generator=gen)) for _ in range(STEPS)]
+    program = export.export_training(models.small_cnn(width=4), data[0], recipe, path=tmp_path / "cnn.pte")
+    assert program.trainable == ("classifier.weight", "classifier.bias")
+    ours = program.train(data)
+    theirs, net = eager_run(recipe, data, model=models.small_cnn(width=4))
+    torch.testing.assert_close(torch.tensor(ours), torch.tensor(theirs), rtol=1e-5, atol=1e-5)
+    for name, value in program.parameters().items():
+        torch.testing.assert_close(value, net.get_parameter(name).detach(), rtol=1e-5, atol=1e-5)
+
+
 def test_write_is_atomic_no_partial_file_on_failure(tmp_path):
     target = tmp_path / "model.pte"
 
@@ -155,6 +170,9 @@ def test_refused_before_exporting():
         export.export_training(tiny_mlp(), (torch.randn(8, 10), y))
     with pytest.raises(export.CannotExport, match="BatchNormPolicy"):  # BatchNorm in train mode
         export.export_training(models.small_cnn(width=4), models.example_batch("cnn", 4, resolution=8))
+    cnn_full = Recipe(Full(), BatchNormPolicy("frozen"))  # a max-pool after trainable layers
+    with pytest.raises(export.CannotExport, match="MaxPool2d 'features.pool1'.*LastLayer"):
+        export.export_training(models.small_cnn(width=4), models.example_batch("cnn", 4, resolution=8), cnn_full)
     frozen = tiny_mlp().requires_grad_(False)
     with pytest.raises(export.CannotExport, match="nothing to train"):
         export.export_training(frozen, (x, y))

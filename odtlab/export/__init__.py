@@ -24,7 +24,13 @@ from __future__ import annotations
 
 from odtlab.export.atomic import write_atomically
 from odtlab.export.errors import CannotExport, ExecuTorchMissing, WrongBatch
-from odtlab.export.program import EXPORTABLE_KINDS, LOSSES, TrainingGraph, export_training
+from odtlab.export.program import (
+    EXPORTABLE_KINDS,
+    LOSSES,
+    POOLS_WITHOUT_BACKWARD,
+    TrainingGraph,
+    export_training,
+)
 from odtlab.export.runtime import ExportedTraining, load_runtime
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "write_atomically",
     "LOSSES",
     "EXPORTABLE_KINDS",
+    "POOLS_WITHOUT_BACKWARD",
     "ExecuTorchMissing",
     "CannotExport",
     "WrongBatch",

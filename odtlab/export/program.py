@@ -31,7 +31,7 @@ from odtlab.export.errors import CannotExport, ExecuTorchMissing, WrongBatch
 from odtlab.export.runtime import INSTALL_HINT, ExportedTraining
 from odtlab.recipes import SGD, Recipe
 
-__all__ = ["TrainingGraph", "export_training", "LOSSES", "EXPORTABLE_KINDS"]
+__all__ = ["TrainingGraph", "export_training", "LOSSES", "EXPORTABLE_KINDS", "POOLS_WITHOUT_BACKWARD"]
 
 #: Losses by name; a callable ``loss(outputs, targets) -> scalar`` works too.
 LOSSES: dict[str, Callable[[], nn.Module]] = {
@@ -97,6 +97,32 @@ def _check_recipe(recipe: Recipe | None) -> SGD:
     return optimizer
 
 
+#: Pools whose backward the ExecuTorch 1.5.1 runtime gets wrong (max pooling: gradients below
+#: the pool differ from eager by about 5e-2, measured) or lacks (average pooling:
+#: ``aten::avg_pool2d_backward`` has no portable kernel). Harmless when nothing below trains.
+POOLS_WITHOUT_BACKWARD = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+)  # fmt: skip
+
+
+def _check_pools(model: nn.Module) -> None:
+    """Refuse a max/avg pool with a trainable parameter before it (in registration order,
+    the order in which ``nn.Sequential`` runs its layers): its backward would run."""
+    trainable_before = None
+    for name, module in model.named_modules():
+        if isinstance(module, POOLS_WITHOUT_BACKWARD) and trainable_before is not None:
+            raise CannotExport(
+                f"{type(module).__name__} {name!r} comes after the trainable {trainable_before!r}, "
+                "so the program would need its backward, which the ExecuTorch 1.5.1 runtime "
+                "computes wrongly (max pooling) or lacks (average pooling); train only layers "
+                "after the pool (e.g. Recipe(LastLayer())), or replace the pool by a stride-2 "
+                "convolution or nn.AdaptiveAvgPool2d(1)"
+            )
+        for pname, param in module.named_parameters(recurse=False):
+            if param.requires_grad and trainable_before is None:
+                trainable_before = f"{name}.{pname}" if name else pname
+
+
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module):
         raise CannotExport(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -108,6 +134,7 @@ def _check_model(model: nn.Module) -> None:
                 "Recipe(..., BatchNormPolicy('frozen')), or swap it with BatchNormPolicy('group'), "
                 "or fold it into the convolution (odtlab.recipes.fold_batchnorm)"
             )
+    _check_pools(model)
     if not any(p.requires_grad for p in model.parameters()):
         raise CannotExport(
             f"{type(model).__name__} has no parameter that requires grad, so there is nothing to "
@@ -171,7 +198,9 @@ def export_training(
     ----------
     model : nn.Module
         The model; BatchNorm must not be in train mode (freeze it with the
-        recipe's ``BatchNormPolicy("frozen")``).
+        recipe's ``BatchNormPolicy("frozen")``), and no max or average pool
+        may come after a trainable layer (their backward is wrong or missing
+        in the executorch 1.5.1 runtime; ``nn.AdaptiveAvgPool2d(1)`` is fine).
     example_batch : (Tensor, Tensor)
         ``(x, y)`` on the CPU; fixes the shapes and dtypes of every batch.
     recipe : Recipe or None

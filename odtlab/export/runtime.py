@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from odtlab.export.errors import ExecuTorchMissing, WrongBatch
+from odtlab.export.errors import CannotExport, ExecuTorchMissing, WrongBatch
 
 __all__ = ["ExportedTraining", "load_runtime", "PREFIX"]
 
@@ -139,9 +139,18 @@ class ExportedTraining:
         ------
         WrongBatch
             If ``x`` or ``y`` differ in shape or dtype from the example batch.
+        CannotExport
+            If the runtime cannot run the program (an operator without a kernel).
         """
         self._check(x, y)
-        outputs = self._module.forward_backward("forward", (x, y))
+        try:
+            outputs = self._module.forward_backward("forward", (x, y))
+        except RuntimeError as error:
+            raise CannotExport(
+                f"the ExecuTorch runtime could not run {self.path.name} ({error}); most often an "
+                "operator of the graph has no kernel in the runtime (its log above names it, e.g. "
+                "aten::avg_pool2d_backward): replace that layer in the model and export again"
+            ) from error
         if self._optimizer is None:  # the runtime hands out its parameters after a first call
             self._optimizer = _sgd(
                 self._module.named_parameters(), self.lr, self.momentum, self.weight_decay
