@@ -8,6 +8,7 @@ and optimizer play no part.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -188,10 +189,15 @@ class ExportedTraining:
 
     def parameters(self) -> dict[str, torch.Tensor]:
         """The trainable parameters as they are now in the runtime (copies, model names)."""
-        if self._optimizer is None and not self.losses:
+        try:
+            live = self._module.named_parameters()
+        except RuntimeError:  # the runtime hands them out only after a first step
             return {n: self.initial[n].clone() for n in self.trainable}
-        live = self._module.named_parameters()
         return {name.removeprefix(PREFIX): t.clone() for name, t in live.items()}
+
+    def fresh(self) -> ExportedTraining:
+        """A new runtime loaded from the same ``.pte``: the exported weights, no steps, no losses."""
+        return dataclasses.replace(self, losses=[])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every parameter: the runtime's trainable ones and the frozen constants.
