@@ -97,9 +97,12 @@ def _check_recipe(recipe: Recipe | None) -> SGD:
     return optimizer
 
 
-#: Pools whose backward the ExecuTorch 1.5.1 runtime gets wrong (max pooling: gradients below
-#: the pool differ from eager by about 5e-2, measured) or lacks (average pooling:
-#: ``aten::avg_pool2d_backward`` has no portable kernel). Harmless when nothing below trains.
+#: Pools whose backward the ExecuTorch 1.5.1 runtime gets wrong or lacks. Max pooling: the
+#: portable ``max_pool2d_with_indices_backward`` adds into a gradient buffer it never zeroes,
+#: so leftover memory becomes gradient (pytorch/executorch issue #21686, fixed by PR #21878
+#: after 1.5.1; measured here: the gradients of a conv before a max-pool differ from eager by
+#: 1e1). Average pooling: ``aten::avg_pool2d_backward`` has no portable kernel. Harmless when
+#: nothing below the pool trains.
 POOLS_WITHOUT_BACKWARD = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
 )  # fmt: skip
@@ -114,7 +117,8 @@ def _check_pools(model: nn.Module) -> None:
             raise CannotExport(
                 f"{type(module).__name__} {name!r} comes after the trainable {trainable_before!r}, "
                 "so the program would need its backward, which the ExecuTorch 1.5.1 runtime "
-                "computes wrongly (max pooling) or lacks (average pooling); train only layers "
+                "computes wrongly (max pooling, executorch issue #21686) or lacks (average "
+                "pooling); train only layers "
                 "after the pool (e.g. Recipe(LastLayer())), or replace the pool by a stride-2 "
                 "convolution or nn.AdaptiveAvgPool2d(1)"
             )
