@@ -35,8 +35,8 @@ def test_lookup_errors_print_their_message_unquoted():
 
 @pytest.mark.parametrize(
     "sub",
-    ["devices", "memory", "models", "data", "recipes", "train", "search", "fl", "cl", "grading",
-     "viz", "widgets"],  # fmt: skip
+    ["devices", "memory", "models", "data", "recipes", "train", "search", "fl", "cl", "export",
+     "grading", "viz", "widgets"],  # fmt: skip
 )
 def test_subpackages_of_the_map_exist_with_all(sub):
     module = getattr(odt, sub)
