@@ -217,3 +217,30 @@ def test_superlink_and_two_supernodes_give_the_weights_of_run_federation(tmp_pat
     assert list(flower.params) == list(ours.params)
     for k in ours.params:
         assert torch.allclose(flower.params[k], ours.params[k], rtol=0, atol=1e-6), k
+
+
+@needs_flwr
+def test_a_bad_update_is_rejected_by_name_and_the_others_aggregated(flower_task_identity):
+    from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+
+    from odtlab.fl import FedAvg
+    from odtlab.fl.flower import FlowerTask, OdtlabStrategy, from_array_record, to_array_record
+
+    task = FlowerTask(hidden=(4,))
+
+    class Grid:
+        def get_node_ids(self) -> list[int]:
+            return [1, 2]
+
+    bridge = OdtlabStrategy(FedAvg(), num_clients=2)
+    start = task.model().state_dict()
+    messages = list(bridge.configure_train(1, to_array_record(start), ConfigRecord(), Grid()))
+    good = {k: v + 1 for k, v in start.items()}
+    bad = {k: torch.full_like(v, float("nan")) for k, v in start.items()}
+    replies = [Message(content=RecordDict({"arrays": to_array_record(p), "metrics": MetricRecord(
+                   {"num-examples": 10, "train-loss": 1.0, "partition-id": k})}), reply_to=m)
+               for k, (p, m) in enumerate(zip([good, bad], messages, strict=True))]  # fmt: skip
+    arrays, metrics = bridge.aggregate_train(1, replies)
+    assert [who for who, _ in bridge.rejected[1]] == ["client-1"] and metrics["clients"] == 1
+    new = from_array_record(arrays)
+    assert all(torch.equal(new[k], good[k]) for k in good)

@@ -29,7 +29,8 @@ fl-demo``) runs two clients for two rounds and compares with odtlab's own engine
 from odtlab.fl.flower import requirement  # first: a clear error when flwr is missing
 from odtlab.fl.flower.apps import WEIGHTS_KEY, app_dir, client_app, server_app
 from odtlab.fl.flower.bridge import PARTITION_KEY, OdtlabStrategy, train_reply
-from odtlab.fl.flower.launcher import Deployment, flower_env, free_ports, run_deployment
+from odtlab.fl.flower.launcher import Deployment, run_deployment
+from odtlab.fl.flower.processes import flower_env, free_ports, stop_processes
 from odtlab.fl.flower.records import from_array_record, to_array_record, to_config_record
 from odtlab.fl.flower.task import DATASETS, FlowerTask
 
@@ -51,4 +52,5 @@ __all__ = [
     "Deployment",
     "free_ports",
     "flower_env",
+    "stop_processes",
 ]

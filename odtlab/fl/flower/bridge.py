@@ -104,16 +104,17 @@ class OdtlabStrategy(FlowerStrategy):
         updates = [(from_array_record(r.content["arrays"]), int(r.content["metrics"]["num-examples"]),
                     f"client-{k}") for k, r in received]  # fmt: skip
         problems = check_updates(self.global_params, updates)
-        accepted = [(p, n) for (p, n, _), problem in zip(updates, problems, strict=True) if problem is None]
+        ok = [problem is None for problem in problems]
+        accepted = [(p, n) for (p, n, _), good in zip(updates, ok, strict=True) if good]
         self.rejected[server_round] = [(who, problem) for (_, _, who), problem
                                        in zip(updates, problems, strict=True) if problem is not None]  # fmt: skip
         if not accepted:
             return None, None  # Flower keeps the global model, as run_federation does
         new = self.strategy.aggregate(self.global_params, accepted)
         n = sum(num for _, num in accepted)
-        losses = [float(r.content["metrics"]["train-loss"]) * int(r.content["metrics"]["num-examples"])
-                  for k, r in received]  # fmt: skip
-        return to_array_record(new), MetricRecord({"train-loss": sum(losses) / n, "clients": len(accepted)})
+        loss = sum(float(r.content["metrics"]["train-loss"]) * num
+                   for (_, r), (_, num, _), good in zip(received, updates, ok, strict=True) if good)  # fmt: skip
+        return to_array_record(new), MetricRecord({"train-loss": loss / n, "clients": len(accepted)})
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

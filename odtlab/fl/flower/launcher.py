@@ -25,27 +25,23 @@ by name).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-import odtlab
 from odtlab.fl.aggregate import Params
 from odtlab.fl.errors import FlowerDeploymentError, InvalidDeployment
 from odtlab.fl.flower.apps import WEIGHTS_KEY, app_dir, error_path
+from odtlab.fl.flower.processes import flower_env, free_ports, stop_processes, tail_log
 from odtlab.fl.flower.task import FlowerTask
 
-__all__ = ["Deployment", "run_deployment", "free_ports", "flower_env"]
+__all__ = ["Deployment", "run_deployment"]
 
 BINARIES = ("flower-superlink", "flower-supernode", "flwr")
 _LS_EVERY_S = 30.0  # seconds between two `flwr ls` while the run is going
@@ -76,41 +72,6 @@ class Deployment:
     pids: list[int] = field(default_factory=list)
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports on 127.0.0.1 that are free now (the OS picks them)."""
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-
-
-def flower_env(flwr_home: Path, bin_dir: Path) -> dict[str, str]:
-    """The environment of every Flower process: ``FLWR_HOME``, no update check, no telemetry.
-
-    ``PATH`` starts with ``bin_dir`` and ``PYTHONPATH`` with the folder that holds
-    the ``odtlab`` being run, so the apps import this very odtlab.
-    """
-    env = dict(os.environ)
-    root = str(Path(odtlab.__file__).resolve().parents[1])
-    env.update(
-        FLWR_HOME=str(flwr_home),
-        FLWR_DISABLE_UPDATE_CHECK="1",
-        FLWR_TELEMETRY_ENABLED="0",
-        PATH=os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
-        PYTHONPATH=os.pathsep.join(p for p in [root, env.get("PYTHONPATH", "")] if p),
-        OMP_NUM_THREADS="1",
-    )
-    return env
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _toml(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
 
@@ -121,7 +82,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout_s: float
         if proc.poll() is not None:
             raise FlowerDeploymentError(
                 f"flower-superlink exited with code {proc.returncode} before it was ready; "
-                f"its log ({log}) ends:\n{_tail(log)}"
+                f"its log ({log}) ends:\n{tail_log(log)}"
             )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
@@ -130,49 +91,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout_s: float
         except OSError:
             pass
         time.sleep(0.2)
-    raise FlowerDeploymentError(f"flower-superlink did not answer /health within {timeout_s:g} s; log:\n{_tail(log)}")
-
-
-def _stop(procs: list[subprocess.Popen], marker: str | None = None, timeout_s: float = 30.0) -> None:
-    """SIGTERM every process in ``procs`` at once, then poll until they (and their helpers) are gone.
-
-    Flower's helpers (``flower-superexec``, ``flwr-serverapp``, ``flwr-clientapp``)
-    run in sessions of their own and exit a few seconds after their parent; with
-    a ``marker`` (``FLWR_HOME=...``), every live process with it in its
-    environment is waited for too. What outlives ``timeout_s`` gets SIGKILL, by
-    process id.
-    """
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(p.poll() is not None for p in procs) and not (marker and _children(marker, procs)):
-            return
-        time.sleep(0.2)
-    for pid in {p.pid for p in procs if p.poll() is None} | set(_children(marker, procs) if marker else []):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for proc in procs:
-        proc.wait(timeout=10)
-
-
-def _children(marker: str, procs: list[subprocess.Popen]) -> list[int]:
-    """Live processes (not zombies) other than ``procs`` whose environment holds ``marker``."""
-    ours, found = {p.pid for p in procs} | {os.getpid()}, []
-    try:
-        entries = [e for e in Path("/proc").iterdir() if e.name.isdigit() and int(e.name) not in ours]
-    except OSError:  # no /proc (not Linux): only the processes themselves are watched
-        return []
-    for entry in entries:
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:  # gone meanwhile, or another user's
-            pass
-    return found
+    raise FlowerDeploymentError(f"flower-superlink did not answer /health within {timeout_s:g} s; log:\n{tail_log(log)}")
 
 
 def _status(flwr: Path, run_id: str, env: dict[str, str], cwd: Path) -> str:
@@ -291,8 +210,8 @@ def run_deployment(
         return Deployment(params=params, seconds=time.perf_counter() - start, run_id=run_id,
                           workdir=workdir, pids=[p.pid for p in procs])  # fmt: skip
     finally:
-        _stop(procs[1:])  # the SuperNodes first (together),
-        _stop(procs[:1], marker=f"FLWR_HOME={home}")  # then the SuperLink and all Flower started
+        stop_processes(procs[1:])  # the SuperNodes first (together),
+        stop_processes(procs[:1], marker=f"FLWR_HOME={home}")  # then the SuperLink and all Flower started
 
 
 def _wait_completed(flwr: Path, run_id: str, weights: Path, procs: list[subprocess.Popen],
@@ -310,11 +229,11 @@ def _wait_completed(flwr: Path, run_id: str, weights: Path, procs: list[subproce
         if dead:
             raise FlowerDeploymentError(
                 f"a Flower process exited during run {run_id} (code {dead[0].returncode}); see the logs "
-                f"in {workdir}; superlink.log ends:\n{_tail(workdir / 'superlink.log')}"
+                f"in {workdir}; superlink.log ends:\n{tail_log(workdir / 'superlink.log')}"
             )
         if error_path(weights).is_file():
             raise FlowerDeploymentError(
-                f"the ServerApp of run {run_id} failed:\n{_tail(error_path(weights), 30)}"
+                f"the ServerApp of run {run_id} failed:\n{tail_log(error_path(weights), 30)}"
             )
         if weights.is_file() or time.monotonic() - asked > _LS_EVERY_S:
             status, asked = _status(flwr, run_id, env, workdir), time.monotonic()
@@ -323,7 +242,7 @@ def _wait_completed(flwr: Path, run_id: str, weights: Path, procs: list[subproce
                 return run_id
             raise FlowerDeploymentError(
                 f"run {run_id} ended as {status!r} (weights file {'found' if weights.is_file() else 'missing'}); "
-                f"superlink.log ends:\n{_tail(workdir / 'superlink.log', 40)}"
+                f"superlink.log ends:\n{tail_log(workdir / 'superlink.log', 40)}"
             )
         time.sleep(0.25)
     raise FlowerDeploymentError(f"run {run_id} did not finish within {timeout_s:g} s (last status {status!r})")
