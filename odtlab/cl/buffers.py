@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 import torch
@@ -55,7 +56,7 @@ def state_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(seen.values())
 
 
-class ReplayBuffer:
+class ReplayBuffer(ABC):
     """Fixed storage for ``capacity`` examples; subclasses decide which examples stay.
 
     Parameters
@@ -130,9 +131,9 @@ class ReplayBuffer:
             x = x.float() * self._step[slots].view(shape) + self._lo[slots].view(shape)
         return x, self._y[slots].long()
 
+    @abstractmethod
     def _keep(self, y: int) -> int | None:
-        """The slot the next example (label ``y``) goes to, or None to drop it."""
-        raise NotImplementedError
+        """The slot the next example (label ``y``) goes to, or None to drop it (each buffer's policy)."""
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Offer a batch ``x`` of shape ``(B, ...)`` with labels ``y`` ``(B,)``, one example at a time."""

@@ -163,6 +163,7 @@ class Client:
     # state the client keeps between rounds: what compression held back, and its measured step cost
     _residual: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
     _costs: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict, init=False, repr=False)
+    _eligible: Any = field(default=None, init=False, repr=False)  # a trace's mask, computed once
 
     def __post_init__(self) -> None:
         if len(self.data) == 0:  # type: ignore[arg-type]
@@ -172,6 +173,7 @@ class Client:
         for name in ("availability", "dropout"):
             value = getattr(self, name)
             if name == "availability" and isinstance(value, devices.UsageTrace):
+                self._eligible = value.eligible()
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"client {self.id!r}: {name}={value!r} must be a probability in [0, 1]")
@@ -193,9 +195,8 @@ class Client:
         [False, True, False]
         """
         if isinstance(self.availability, devices.UsageTrace):
-            trace = self.availability
             minute = (server_round - 1) * self.round_minutes
-            return bool(trace.eligible()[trace.sample_at(minute)])
+            return bool(self._eligible[self.availability.sample_at(minute)])
         return draw < self.availability
 
     def fit(
