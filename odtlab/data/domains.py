@@ -25,6 +25,10 @@ Named presets (see :func:`domain` and :func:`available_domains`):
 ``"target-new-classes"``
     Five shapes that the source never shows (ellipse, arrow, hourglass,
     dots, frame) in the source's colours: a few-shot task on new classes.
+``"target-shift"``
+    The five new shapes, rotated anywhere in the full circle: new classes
+    *and* a geometric shift, the harder transfer task on which the
+    fine-tuning methods separate (:class:`odtlab.train.Protocol`'s default).
 
 Examples
 --------
@@ -241,6 +245,13 @@ def _presets() -> dict[str, Domain]:
             name="target-new-classes",
             classes=NEW_CLASSES,
             notes="Five shapes the source never shows, source colours.",
+        ),
+        "target-shift": dataclasses.replace(
+            source,
+            name="target-shift",
+            classes=NEW_CLASSES,
+            rotation_deg=(-180.0, 180.0),
+            notes="Five new shapes, rotated anywhere: new classes and a geometric shift.",
         ),
     }
 

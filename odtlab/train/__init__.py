@@ -10,6 +10,8 @@ accounting=...)`` with the same defaults everywhere.
   device (time, energy, battery, temperature) in a :class:`TrainingReport`.
 * :func:`compare` runs several recipes on one task and draws the
   accuracy/memory/energy Pareto front.
+* :class:`Protocol` fixes the task, optimizer, steps and seeds of a comparison
+  once, and reports each recipe's mean accuracy with its seed-to-seed spread.
 * :func:`save_checkpoint`, :func:`restore_checkpoint`, :func:`restore_latest`:
   power-cut-proof *saved training state* (atomic write, SHA-256, previous
   copy). Not to be confused with *activation checkpointing*
@@ -42,6 +44,7 @@ from odtlab.train.errors import PowerLoss, TrainingDiverged
 from odtlab.train.evaluate import accuracy
 from odtlab.train.powerloss import PowerLossResult, same_weights, simulate_power_loss
 from odtlab.train.profile import RecipeMemoryReport, default_recipe, profile, profiled_recipe_peak
+from odtlab.train.protocol import Protocol, ProtocolResult
 from odtlab.train.report import TrainingReport
 from odtlab.train.trainer import Trainer
 from odtlab.train.windows import WindowedRun, train_in_windows
@@ -54,6 +57,9 @@ __all__ = [
     "RecipeMemoryReport",
     "TrainingReport",
     "Comparison",
+    # one protocol for every recipe comparison (same task, optimizer, steps, seeds)
+    "Protocol",
+    "ProtocolResult",
     "default_recipe",
     "profiled_recipe_peak",
     "accuracy",

@@ -18,7 +18,7 @@ from odtlab.viz.federated import plot_label_mix, plot_personalization, plot_roun
 from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
 from odtlab.viz.search import plot_contributions
 from odtlab.viz.style import CATEGORY_COLORS, new_axes
-from odtlab.viz.training import pareto_front, plot_comparison, plot_training
+from odtlab.viz.training import pareto_front, plot_comparison, plot_protocol, plot_training
 from odtlab.viz.usage import plot_usage
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "plot_temperature",
     "plot_training",
     "plot_comparison",
+    "plot_protocol",
     "plot_contributions",
     "plot_label_mix",
     "plot_rounds",

@@ -87,3 +87,23 @@ def plot_comparison(comparison: Any, axes: Any = None) -> Any:
 
 def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
+
+
+def plot_protocol(result: Any, ax: Any = None) -> Any:
+    """Mean test accuracy per recipe with the seed-to-seed spread as error bars; returns the axes.
+
+    ``result`` is a :class:`odtlab.train.ProtocolResult`; each seed's accuracy
+    is drawn as a dot over its bar, so a reader sees the spread, not only its size.
+    """
+    ax = new_axes(ax, figsize=(7, 3.5))
+    names = list(result.names)
+    for i, name in enumerate(names):
+        accs = [100 * a for a in result.accuracies(name)]
+        ax.bar(i, 100 * result.mean(name), yerr=100 * result.spread(name), capsize=4,
+               color=FIT_COLORS["fits"], alpha=0.6)  # fmt: skip
+        ax.scatter([i] * len(accs), accs, color="black", s=12, zorder=3)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{len(result.protocol.seeds)} seeds, {result.protocol.steps} steps of "
+                 f"{type(result.protocol.optimizer).__name__}")  # fmt: skip
+    return ax
