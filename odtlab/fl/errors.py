@@ -12,6 +12,7 @@ __all__ = [
     "FlowerNotInstalled",
     "FlowerDeploymentError",
     "InvalidDeployment",
+    "TrustNotInstalled",
     "SecureAggregationError",
     "NotEnoughShares",
     "TooManyDropouts",
@@ -65,6 +66,17 @@ class FlowerDeploymentError(OdtlabError, RuntimeError):
 
 class InvalidDeployment(FlowerDeploymentError, ValueError):
     """Arguments of a Flower deployment that cannot work (no clients, no rounds, a relative path)."""
+
+
+class TrustNotInstalled(OdtlabError, ImportError):
+    """:mod:`odtlab.fl.trust` needs Opacus and ``cryptography`` (the ``trust`` extra), which are missing."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "odtlab.fl.trust needs opacus 1.6 and cryptography, which are not installed"
+            + (f" ({detail})" if detail else "")
+            + '. Install the extra from the repository root: pip install -e ".[trust]"'
+        )
 
 
 class SecureAggregationError(OdtlabError, RuntimeError):

@@ -8,7 +8,7 @@ polynomial, and Lagrange interpolation at ``x = 0`` gives ``s``; ``t - 1``
 points say nothing about ``s``: every value of ``s`` fits them with some
 polynomial, equally likely (Shamir, "How to Share a Secret", CACM 1979).
 
-Secure aggregation (:mod:`odtlab.fl.secagg`) shares each client's secret key
+Secure aggregation (:mod:`odtlab.fl.trust.secagg`) shares each client's secret key
 and self-mask seed this way, so that the server can remove the masks of
 clients that drop out, as long as ``t`` clients remain.
 

@@ -8,7 +8,7 @@ with real cryptography, in its four rounds:
    publishes the public key (:func:`advertise_keys`);
 1. **share keys**: ``u`` splits its secret key ``sk_u`` and a fresh
    self-mask seed ``b_u`` into ``n`` Shamir shares with threshold ``t``
-   (:mod:`odtlab.fl.shamir`) and gives one of each to every client
+   (:mod:`odtlab.fl.trust.shamir`) and gives one of each to every client
    (:func:`share_keys`; the paper encrypts them for the recipient and routes
    them through the server, a channel simulated here by handing them over);
 2. **masked input**: every pair ``u, v`` agrees on a seed
@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from odtlab.fl.errors import EncodingOverflow, TooManyDropouts
-from odtlab.fl.shamir import PRIME, Share, lagrange_at_zero, share_bytes, split_secret
+from odtlab.fl.trust.shamir import PRIME, Share, lagrange_at_zero, share_bytes, split_secret
 
 __all__ = [
     "MODULUS", "SCALE", "encode", "decode", "prg", "ClientKeys", "advertise_keys", "share_keys",

@@ -3,8 +3,8 @@
 :class:`SecureFedAvg` is a strategy with the usual ``aggregate(global_params,
 results)`` contract. Each client's contribution is its example-weighted
 update ``n_k (w_k - w_global)`` followed by its count ``n_k``, encoded in
-fixed point modulo ``2**32`` (:func:`~odtlab.fl.secagg.encode`); the
-protocol (:func:`~odtlab.fl.secagg.secure_sum`) gives the sum of the
+fixed point modulo ``2**32`` (:func:`~odtlab.fl.trust.secagg.encode`); the
+protocol (:func:`~odtlab.fl.trust.secagg.secure_sum`) gives the sum of the
 survivors' vectors, and the new model is ``w_global + sum / sum n_k``:
 FedAvg over the survivors, up to the fixed-point resolution.
 
@@ -34,8 +34,8 @@ import torch
 
 from odtlab.fl.aggregate import Params, Result
 from odtlab.fl.errors import EncodingOverflow, TooManyDropouts
-from odtlab.fl.secagg import MODULUS, SCALE, decode, encode, secure_sum
 from odtlab.fl.strategies import Strategy
+from odtlab.fl.trust.secagg import MODULUS, SCALE, decode, encode, secure_sum
 
 __all__ = ["SecureFedAvg"]
 

@@ -43,6 +43,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -103,8 +104,10 @@ def noise_for_epsilon(target_epsilon: float, *, delta: float, rounds: int, sampl
     _probability("noise_for_epsilon", "sample_rate", sample_rate)
     if not target_epsilon > 0:
         raise ValueError(f"noise_for_epsilon(target_epsilon={target_epsilon!r}): give a positive epsilon")
-    return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
-                                      sample_rate=sample_rate, steps=rounds, accountant="rdp"))  # fmt: skip
+    with warnings.catch_warnings():  # the search tries tiny z, where Opacus warns its alphas are too few
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
+                                          sample_rate=sample_rate, steps=rounds, accountant="rdp"))  # fmt: skip
 
 
 @dataclass
