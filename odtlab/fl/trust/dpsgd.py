@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,9 @@ def per_sample_gradient_bytes(model: nn.Module, example_batch: tuple[Any, torch.
     """
     net = GradSampleModule(copy.deepcopy(model))
     x, y = example_batch
-    torch.nn.functional.cross_entropy(net(x), y).backward()
+    with warnings.catch_warnings():  # torch notes that the inputs need no grad: true, and harmless here
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        torch.nn.functional.cross_entropy(net(x), y).backward()
     return sum(p.grad_sample.numel() * p.grad_sample.element_size()
                for p in net.parameters() if p.requires_grad and p.grad_sample is not None)  # fmt: skip
 
@@ -166,7 +169,10 @@ def dp_sgd_train(
     if not max_grad_norm > 0:
         raise ValueError(f"dp_sgd_train(max_grad_norm={max_grad_norm!r}): give a positive L2 norm")
     net = copy.deepcopy(model).train()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # seeded on purpose (the course's runs repeat): Opacus warns that its secure RNG is off
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
         torch.manual_seed(seed)  # Opacus's Poisson sampler draws from the global generator
         engine = PrivacyEngine(accountant="rdp")
         optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
@@ -182,6 +188,6 @@ def dp_sgd_train(
                 torch.nn.functional.cross_entropy(private(x), y).backward()
                 optimizer.step()
                 steps += 1
-    trained = copy.deepcopy(model)
-    trained.load_state_dict(private._module.state_dict())
+    trained = copy.deepcopy(model)  # a clean copy: `net` carries Opacus's hooks
+    trained.load_state_dict(net.state_dict())  # GradSampleModule trained `net` in place
     return DPSGDResult(model=trained, epsilon=float(engine.get_epsilon(delta)), delta=delta, steps=steps)

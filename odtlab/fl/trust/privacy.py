@@ -35,9 +35,11 @@ update's noise multiplier becomes ``z_d = (z^-2 - (2 sigma_b)^-2)^-1/2``
 
 Examples
 --------
->>> z = noise_for_epsilon(8.0, delta=1e-5, rounds=100, sample_rate=0.1)
->>> round(epsilon_after(z, sample_rate=0.1, rounds=100, delta=1e-5), 1) <= 8.0
-True
+>>> import torch
+>>> s = DPFedAvg(noise_multiplier=1.0, clip_norm=1.0, num_clients=100, clients_per_round=10)
+>>> new = s.aggregate({"w": torch.zeros(3)}, [({"w": torch.tensor([3.0, 4.0, 0.0])}, 1)])
+>>> round(s.epsilon(1e-5), 2)           # one round at q = 0.1
+2.13
 """
 
 from __future__ import annotations
