@@ -63,6 +63,8 @@ class SecureFedAvg(Strategy):
     masked_seen : list of uint32 arrays
         The masked vectors the server received in the last round (for a look
         at what it learns: uniform noise).
+    survivors : tuple of int
+        Positions in ``results`` of the clients aggregated in the last round.
     """
 
     threshold: float = 2 / 3
@@ -72,6 +74,7 @@ class SecureFedAvg(Strategy):
     name: str = field(default="securefedavg", init=False)
     failures: list[tuple[int, str]] = field(default_factory=list, init=False, repr=False)
     masked_seen: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
+    survivors: tuple[int, ...] = field(default=(), init=False, repr=False)
     _round: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,9 +108,9 @@ class SecureFedAvg(Strategy):
             run = secure_sum(inputs, threshold=t, dropped=dropped, seed=self.seed * MODULUS + self._round)
         except TooManyDropouts as err:
             self.failures.append((self._round, str(err)))
-            self.masked_seen = []
+            self.masked_seen, self.survivors = [], ()
             return {k: v.detach().clone() for k, v in global_params.items()}
-        self.masked_seen = list(run.masked.values())
+        self.masked_seen, self.survivors = list(run.masked.values()), run.survivors
         total = decode(run.total, self.scale)
         count = float(total[-1])
         new = {k: v.detach().clone() for k, v in global_params.items()}
