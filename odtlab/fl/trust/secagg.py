@@ -245,8 +245,10 @@ def secure_sum(
     """Run the four rounds on ``inputs`` (``uint32`` vectors, one per client).
 
     Clients in ``dropped`` take part in rounds 0 and 1 and leave before
-    sending their masked input. ``seed`` makes keys, seeds and shares repeat
-    (``None``: fresh keys from the operating system).
+    sending their masked input; every survivor also answers round 3 (the
+    paper's further dropouts during unmasking are not simulated: only ``t``
+    of the survivors' answers are used anyway). ``seed`` makes keys, seeds
+    and shares repeat (``None``: fresh keys from the operating system).
 
     Raises
     ------
