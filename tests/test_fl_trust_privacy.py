@@ -29,7 +29,7 @@ def test_without_noise_the_server_adds_clipped_updates_and_divides_by_the_expect
     new = s.aggregate(g, results)["w"]
     # [3, 4] has norm 5 -> [0.6, 0.8]; [0.3, 0] stays; the sum / m=4 (not / 2 that came; weights ignored)
     assert torch.allclose(new, torch.tensor([0.9 / 4, 0.8 / 4]))
-    assert s.epsilon(1e-5) == 0.0  # no noise, no privacy, nothing accounted
+    assert s.epsilon(1e-5) == float("inf")  # no noise, no privacy
 
 
 def test_one_client_moves_the_noiseless_aggregate_by_at_most_c_over_m():

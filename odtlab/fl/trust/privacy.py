@@ -201,8 +201,12 @@ class DPFedAvg(Strategy):
         return (z**-2 - (2 * self.sigma_b) ** -2) ** -0.5
 
     def epsilon(self, delta: float) -> float:
-        """``epsilon`` spent so far at ``delta`` (0 before the first round)."""
-        return float(self.accountant.get_epsilon(delta)) if self.accountant.history else 0.0
+        """``epsilon`` spent so far at ``delta``: 0 before the first round, ``inf`` after a round without noise."""
+        if not self.clip_history:
+            return 0.0
+        if self.noise_multiplier == 0:
+            return math.inf  # clipping alone bounds the influence but hides nothing
+        return float(self.accountant.get_epsilon(delta))
 
     def _noise(self, like: torch.Tensor, std: float) -> torch.Tensor:
         return torch.randn(like.shape, generator=self._gen, dtype=torch.float64) * std
