@@ -20,10 +20,10 @@ accountant (Mironov, CSF 2017) of Opacus (``opacus.accountants.RDPAccountant``)
 turns the schedule into ``(epsilon, delta)``: :meth:`DPFedAvg.epsilon`,
 :func:`epsilon_after`; :func:`noise_for_epsilon` inverts it with Opacus's
 ``get_noise_multiplier``. The accountant assumes Poisson sampling (each
-client joins independently with probability ``q``);
-:func:`~odtlab.fl.run_federation` samples exactly ``m`` clients, which the
-ICLR 2018 paper also accounts this way; the difference is small for large ``N``
-and is stated here rather than hidden.
+client joins independently with probability ``q``, as in the paper's
+Algorithm 1); :func:`~odtlab.fl.run_federation` samples exactly ``m``
+clients, a common approximation whose difference is small for large ``N``;
+it is stated here rather than hidden.
 
 Adaptive clipping (Andrew et al., "Differentially Private Learning with
 Adaptive Clipping", NeurIPS 2021): ``C`` follows the ``gamma``-quantile of
