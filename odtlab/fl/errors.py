@@ -1,5 +1,6 @@
 """Errors of :mod:`odtlab.fl`: a client update the server refuses, an unknown strategy name,
-and the Flower bridge's missing package or failed deployment."""
+the Flower bridge's missing package or failed deployment, and a secure-aggregation round
+that cannot finish (too few shares, too many dropouts, a sum that overflows its encoding)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ __all__ = [
     "FlowerNotInstalled",
     "FlowerDeploymentError",
     "InvalidDeployment",
+    "TrustNotInstalled",
+    "SecureAggregationError",
+    "NotEnoughShares",
+    "TooManyDropouts",
+    "EncodingOverflow",
 ]
 
 
@@ -60,3 +66,53 @@ class FlowerDeploymentError(OdtlabError, RuntimeError):
 
 class InvalidDeployment(FlowerDeploymentError, ValueError):
     """Arguments of a Flower deployment that cannot work (no clients, no rounds, a relative path)."""
+
+
+class TrustNotInstalled(OdtlabError, ImportError):
+    """:mod:`odtlab.fl.trust` needs Opacus and ``cryptography`` (the ``trust`` extra), which are missing."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "odtlab.fl.trust needs opacus 1.6 and cryptography, which are not installed"
+            + (f" ({detail})" if detail else "")
+            + '. Install the extra from the repository root: pip install -e ".[trust]"'
+        )
+
+
+class SecureAggregationError(OdtlabError, RuntimeError):
+    """A secure-aggregation round could not give the sum (:mod:`odtlab.fl.secagg`)."""
+
+
+class NotEnoughShares(SecureAggregationError, ValueError):
+    """Fewer Shamir shares than the threshold: the secret cannot be recovered."""
+
+    def __init__(self, have: int, need: int) -> None:
+        self.have, self.need = int(have), int(need)
+        super().__init__(
+            f"{self.have} shares given but the threshold is {self.need}: with fewer than t shares "
+            "the secret is undetermined (interpolation would return a wrong value). Collect shares "
+            "from at least t parties, or share with a lower threshold"
+        )
+
+
+class TooManyDropouts(SecureAggregationError):
+    """Fewer clients than the threshold ``t`` survived the round: no mask can be removed.
+
+    Attributes
+    ----------
+    survivors, threshold, clients : int
+    """
+
+    def __init__(self, survivors: int, threshold: int, clients: int) -> None:
+        self.survivors, self.threshold, self.clients = int(survivors), int(threshold), int(clients)
+        super().__init__(
+            f"secure aggregation: {self.survivors} of {self.clients} clients sent their masked "
+            f"update but the threshold is t={self.threshold}, so more than n - t = "
+            f"{self.clients - self.threshold} dropped out and the masks cannot be removed. The round "
+            "is abandoned and the previous model kept; lower the threshold (at the cost of a "
+            "smaller coalition able to unmask), or sample more clients per round"
+        )
+
+
+class EncodingOverflow(SecureAggregationError, ValueError):
+    """A value, or the sum, does not fit the fixed-point encoding modulo 2**32."""
