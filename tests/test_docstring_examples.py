@@ -25,6 +25,9 @@ _RECIPES_PARTS = ["base", "trainable.basic", "optim.basic", "activations.batchno
                   "trainable.summary", "registry", "recipe"]  # fmt: skip
 ALREADY_RUN = {
     *(f"odtlab.fl.{m}" for m in ("aggregate", "client", "compression", "simulation", "strategies")),
+    "odtlab.fl.robust",  # test_fl_trust_robust.py
+    "odtlab.fl.attacks",  # test_fl_trust_attacks.py
+    *(f"odtlab.fl.trust.{m}" for m in ("privacy", "dpsgd", "secagg", "secure_fedavg", "shamir")),
     *(f"odtlab.recipes.{m}" for m in _RECIPES_PARTS),  # test_recipes_parts.py
     *(f"odtlab.search.{m}" for m in ("contribution", "table", "scheme")),  # test_scheme_search.py
     "odtlab.recipes",
