@@ -11,6 +11,8 @@ LAB ?=
 CELL_TIMEOUT ?= 120
 TEST_TIMEOUT ?= 20
 JOBS ?= 2
+# Where the chapters share their protocol runs (odt.train.cache_dir); `make clean` removes it.
+export ODTLAB_CACHE := $(CURDIR)/_build/.odtlab_cache
 
 .PHONY: book test lab student grade lint clean help chromium chapters fl-demo
 
@@ -63,8 +65,15 @@ chromium:
 # chapters keep one core busy, so two at a time nearly halve the wait. Only
 # chapters whose code changed run again. A chapter that fails here is executed
 # again by the build, which reports its error.
+#
+# First, `odtlab protocol` trains the standard fine-tuning methods under the book's one
+# protocol (odt.train.Protocol: one task, optimizer, step count, seeds) into ODTLAB_CACHE,
+# two at a time: the chapters on activation memory, TinyTL and 256 KB all read these runs,
+# which are trained once instead of once per chapter. Cached runs are kept until odtlab's
+# source changes.
 NOTEBOOK_CHAPTERS := $(shell grep -l '^kernelspec:' chapters/*.md)
 chapters: $(VENV)/.stamp-book
+	OMP_NUM_THREADS=1 $(BIN)/odtlab protocol --workers 2
 	yes | JUPYTERCACHE=_build/.jupyter_cache $(BIN)/jcache notebook add --reader myst_nb_md $(NOTEBOOK_CHAPTERS) >/dev/null
 	JUPYTERCACHE=_build/.jupyter_cache OMP_NUM_THREADS=1 $(BIN)/jcache project execute \
 	  --executor local-parallel --timeout 300 --verbosity WARNING

@@ -123,6 +123,16 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_protocol(args: argparse.Namespace) -> int:
+    from odtlab.train import Protocol, cache_dir
+
+    protocol = Protocol()
+    result = protocol.run(list(protocol.methods().values()), cache=args.cache or cache_dir(),
+                          workers=args.workers, progress=True)  # fmt: skip
+    print(result.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``odtlab`` command."""
     parser = argparse.ArgumentParser(
@@ -171,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="folder to write correct.ipynb, all_wrong.ipynb, ... into")
     p.add_argument("--dist", default="dist", help="where `odtlab student` wrote the zips")
     p.set_defaults(func=_cmd_samples)
+
+    p = sub.add_parser(
+        "protocol", help="train the standard methods under the book's protocol, into the cache"
+    )
+    p.add_argument("--cache", default=None, help="cache folder (default: $ODTLAB_CACHE)")
+    p.add_argument("--workers", type=int, default=2, help="runs trained at once (default 2)")
+    p.set_defaults(func=_cmd_protocol)
     return parser
 
 

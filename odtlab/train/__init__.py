@@ -44,7 +44,7 @@ from odtlab.train.errors import PowerLoss, TrainingDiverged
 from odtlab.train.evaluate import accuracy
 from odtlab.train.powerloss import PowerLossResult, same_weights, simulate_power_loss
 from odtlab.train.profile import RecipeMemoryReport, default_recipe, profile, profiled_recipe_peak
-from odtlab.train.protocol import Protocol, ProtocolResult
+from odtlab.train.protocol import Protocol, ProtocolResult, cache_dir
 from odtlab.train.report import TrainingReport
 from odtlab.train.trainer import Trainer
 from odtlab.train.windows import WindowedRun, train_in_windows
@@ -60,6 +60,7 @@ __all__ = [
     # one protocol for every recipe comparison (same task, optimizer, steps, seeds)
     "Protocol",
     "ProtocolResult",
+    "cache_dir",
     "default_recipe",
     "profiled_recipe_peak",
     "accuracy",

@@ -38,22 +38,35 @@ import torch.nn as nn
 from odtlab import data as odata
 from odtlab import devices, models
 from odtlab.errors import OdtlabError
-from odtlab.recipes import Adam, OptimizerPart, Recipe
+from odtlab.parallel import map_in_processes
+from odtlab.recipes import Adam, OptimizerPart, Recipe, SparseUpdate, sparse_layers, tinytl_methods
 from odtlab.train.compare import Comparison, compare
 
-__all__ = ["Protocol", "ProtocolResult", "source_fingerprint"]
+__all__ = ["Protocol", "ProtocolResult", "source_fingerprint", "cache_dir"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
-def source_fingerprint() -> str:
-    """SHA-256 (hex, first 16 characters) of odtlab's Python sources and shipped weights.
+# What a training run depends on: the floors below odtlab.train and train itself (DESIGN.md's
+# arrows point down, so federated, continual, search, export, viz and grading code cannot
+# change a run's result).
+_RUN_PACKAGES = ("train", "recipes", "models", "data", "memory", "devices")
+_RUN_MODULES = ("__init__.py", "errors.py", "units.py", "parallel.py")
 
-    A cached result is reused only when this is unchanged, so editing any
-    module of the library invalidates every cached run.
+
+def source_fingerprint() -> str:
+    """SHA-256 (hex, first 16 characters) of the code and weights a training run depends on.
+
+    That is odtlab's ``train``, ``recipes``, ``models``, ``data``, ``memory``
+    and ``devices`` packages, its top-level helpers and the shipped weights. A
+    cached result is reused only when this is unchanged, so editing any of them
+    invalidates every cached run.
     """
     digest = hashlib.sha256()
-    files = sorted(_PACKAGE.rglob("*.py")) + sorted((_PACKAGE / "models" / "weights").glob("*"))
+    files = [_PACKAGE / name for name in _RUN_MODULES]
+    for package in _RUN_PACKAGES:
+        files += sorted((_PACKAGE / package).rglob("*.py"))
+    files += sorted((_PACKAGE / "models" / "weights").glob("*"))
     for path in files:
         digest.update(str(path.relative_to(_PACKAGE)).encode())
         digest.update(path.read_bytes())
@@ -116,6 +129,16 @@ class Protocol:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise OdtlabError(f"Protocol(seeds={self.seeds!r}): give one or more distinct seeds.")
 
+    def __str__(self) -> str:
+        opt = self.optimizer
+        rate = f" lr={opt.lr:g}" if hasattr(opt, "lr") else ""
+        return (
+            f"protocol: task {self.domain!r} ({self.n_train} training images per seed, "
+            f"{self.n_test} test images, {self.resolution} px), from {self.model!r}; "
+            f"{type(opt).__name__}{rate}, {self.steps} steps at batch {self.batch_size}; "
+            f"seeds {', '.join(map(str, self.seeds))}"
+        )
+
     def data(self, seed: int | None = None) -> tuple[odata.SyntheticShapes, odata.SyntheticShapes]:
         """The training set of ``seed`` (default: the first seed) and the fixed test set."""
         seed = self.seeds[0] if seed is None else seed
@@ -176,23 +199,28 @@ class Protocol:
                     f"with {self.optimizer!r}; build it with Protocol.recipe(...)."
                 )
         profile = None if device is None else devices.get(device)
-        rows: dict[int, list[dict[str, Any]]] = {}
+        keys = {(i, s): self._key(r, s, profile) for i, r in enumerate(recipes) for s in self.seeds}
         with _locked(cache):
-            for seed in self.seeds:
-                keys = [self._key(r, seed, profile) for r in recipes]
-                found = [_read(cache, k) for k in keys]
-                missing = [i for i, row in enumerate(found) if row is None]
-                if missing:
-                    train, test = self.data(seed)
-                    fresh = compare(
-                        [recipes[i] for i in missing], self.build_model, train, test, profile,
-                        steps=self.steps, batch_size=self.batch_size, seed=seed,
-                        train_unfit=train_unfit, workers=workers, progress=progress,
-                    )  # fmt: skip
-                    for i, row in zip(missing, fresh.rows, strict=True):
-                        found[i] = row
-                        _write(cache, keys[i], row)
-                rows[seed] = [dict(row, recipe=r.name) for r, row in zip(recipes, found, strict=True)]  # type: ignore[arg-type]
+            found = {pair: _read(cache, key) for pair, key in keys.items()}
+            missing = [pair for pair, row in found.items() if row is None]
+
+            def train_one(k: int) -> dict[str, Any]:
+                i, seed = missing[k]
+                train, test = self.data(seed)
+                done = compare(
+                    [recipes[i]], self.build_model, train, test, profile, steps=self.steps,
+                    batch_size=self.batch_size, seed=seed, train_unfit=train_unfit,
+                )  # fmt: skip
+                return done.rows[0]
+
+            bar = _progress(len(missing), progress)
+            fresh = map_in_processes(train_one, len(missing), workers=workers,
+                                     on_done=lambda _: bar.update())  # fmt: skip
+            bar.close()
+            for pair, row in zip(missing, fresh, strict=True):
+                found[pair] = row
+                _write(cache, keys[pair], row)
+        rows = {s: [dict(found[i, s], recipe=r.name) for i, r in enumerate(recipes)] for s in self.seeds}  # type: ignore[arg-type]
         return ProtocolResult(
             protocol=self,
             names=names,
@@ -201,8 +229,29 @@ class Protocol:
             budget_bytes=None if profile is None else profile.training_memory_bytes,
         )
 
+    def methods(self) -> dict[str, Recipe]:
+        """The standard fine-tuning methods under this protocol, by name.
+
+        TinyTL's six (:func:`odtlab.recipes.tinytl_methods`: ``tinytl/full``,
+        ``tinytl/bn+last``, ``tinytl/last``, ``tinytl/bias``, ``tinytl/lite``,
+        ``tinytl/lite+bias``) and ``"sparse update"``: the biases of every
+        convolution, the whole weights of the last three pointwise (1 x 1)
+        convolutions, half of the input channels of the two before them and a
+        quarter of the two before those, and the classifier (a scheme in the
+        style of Lin et al., 2022, fixed here rather than searched).
+        """
+        methods = dict(tinytl_methods(self.optimizer))
+        layers = sparse_layers(self.build_model())
+        pointwise = [i for i, _, conv in layers if conv.groups == 1 and conv.kernel_size == (1, 1)]
+        ratios = (1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25)
+        weights = {i: r for i, r in zip(reversed(pointwise), ratios, strict=False)}
+        scheme = SparseUpdate(bias_layers=len(layers), weights=weights)
+        methods["sparse update"] = Recipe(scheme, self.optimizer, name="sparse update")
+        return methods
+
     def _key(self, recipe: Recipe, seed: int, profile: devices.DeviceProfile | None) -> str:
-        text = repr((dataclasses.astuple(self), repr(recipe), seed, repr(profile), source_fingerprint()))
+        # the parts, not the name: "tinytl/full" and "full" are the same run
+        text = repr((dataclasses.astuple(self), repr(recipe.parts), seed, repr(profile), source_fingerprint()))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -286,6 +335,22 @@ class ProtocolResult:
         from odtlab.viz import plot_protocol
 
         return plot_protocol(self, ax)
+
+
+def cache_dir() -> Path:
+    """Where chapters keep protocol runs: ``$ODTLAB_CACHE``, else ``~/.cache/odtlab/protocol``.
+
+    ``make chapters`` sets ``ODTLAB_CACHE`` to ``_build/.odtlab_cache``, so
+    ``make clean`` (or deleting ``_build``) starts from nothing.
+    """
+    env = os.environ.get("ODTLAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "odtlab" / "protocol"
+
+
+def _progress(total: int, show: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="protocol runs", disable=not show or total == 0)
 
 
 @contextlib.contextmanager
