@@ -272,7 +272,11 @@ def predicted_vs_measured(
         model = build(name, seed=0, **kwargs)
         batch = example_batch(name, batch_size, resolution=resolution, **kwargs)
         timed.append(
-            (name, step_costs(model, batch), measure_step_time(model, batch, seconds=seconds))
+            (
+                name,
+                step_costs(model, batch),
+                measure_step_time(model, batch, seconds=seconds, at_least=5),
+            )
         )
     costs_of = {name: (costs, measured) for name, costs, measured in timed}
     efficiency = fit_efficiency(*costs_of[calibrate_on], host, overhead_s=overhead)
