@@ -107,3 +107,17 @@ def test_predicted_vs_measured_fits_on_one_model_and_predicts_the_others():
     with pytest.raises(ValueError, match="calibrate_on"):
         odt.train.predicted_vs_measured(cases, device=TOY, calibrate_on="resnet")
     assert odt.train.measure_op_overhead(0.05) > 0
+
+
+def test_the_roofline_plot_draws_one_roof_per_device_and_marks_the_points(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = odt.viz.plot_roofline([TOY, devices.get("phone-mid")], {"layer": (FLOPS / 2 / BYTES, 1e8)})
+    roofs = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
+    assert len(roofs) == 2
+    x, y = roofs[0].get_xdata(), roofs[0].get_ydata()
+    # below the ridge (10 MACs/byte) the roof is intensity x 1e8 B/s; above it 1e9 MAC/s
+    assert y[0] == pytest.approx(x[0] * 1e8) and y[-1] == pytest.approx(1e9)
+    ax.figure.savefig(tmp_path / "roofline.png")
+    assert (tmp_path / "roofline.png").stat().st_size > 0

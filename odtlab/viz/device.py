@@ -26,7 +26,9 @@ def plot_temperature(result: Any, ax: Any = None) -> Any:
     t = np.concatenate([[0.0], result.end_times_s])
     temp = np.concatenate([[result.initial_temp_c], result.temperature_c])
     ax.plot(t, temp, color="tab:blue", label="temperature")
-    ax.axhline(d.throttle_temp_c, color="tab:red", ls="--", label=f"throttle at {d.throttle_temp_c:g} °C")
+    ax.axhline(
+        d.throttle_temp_c, color="tab:red", ls="--", label=f"throttle at {d.throttle_temp_c:g} °C"
+    )
     if d.throttle_hysteresis_k > 0:
         ax.axhline(d.throttle_temp_c - d.throttle_hysteresis_k, color="tab:red", ls=":", alpha=0.6,
                    label="full speed again below")  # fmt: skip
