@@ -29,7 +29,8 @@ others, as one calibrates a simulator against one measured run.
 :func:`predicted_vs_measured` prints, for zoo models on this machine, the
 whole-step roofline, the per-operator roofline, the per-operator roofline
 with overhead and fitted efficiency, the measured step time (the fastest of
-repeated eager steps: forward, loss, backward, SGD) and the errors in %.
+repeated eager steps: forward, loss, backward, SGD) and the errors in %;
+chapter 5 ("Time, energy and heat") prints and discusses it.
 
 Examples
 --------
