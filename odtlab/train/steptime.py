@@ -276,7 +276,7 @@ def predicted_vs_measured(
             (
                 name,
                 step_costs(model, batch),
-                measure_step_time(model, batch, seconds=seconds, at_least=5),
+                measure_step_time(model, batch, seconds=seconds, at_least=4),
             )
         )
     costs_of = {name: (costs, measured) for name, costs, measured in timed}
