@@ -12,6 +12,7 @@ Ask two questions of a training job:
   try) and :func:`fits` (a plain bool);
 * what would it cost? :func:`simulate` predicts time, energy, battery and
   temperature with a roofline and an RC thermal model;
+* how fast is this machine? :func:`measure_host` measures it as a profile;
 * when may it train? :func:`usage_trace` generates a week of phone use and
   :func:`simulate_schedule` replays a scheduling :class:`Policy` over it.
 
@@ -32,6 +33,12 @@ True
 from __future__ import annotations
 
 from odtlab.devices.fit import RECIPE_HINTS, FitVerdict, check_fit, fits, verdict
+from odtlab.devices.host import (
+    HOST_ENERGY_PER_BYTE_J,
+    measure_host,
+    measure_matmul_flops,
+    measure_memory_bandwidth,
+)
 from odtlab.devices.presets import calibrate_energy_per_mac
 from odtlab.devices.profile import (
     DTYPES,
@@ -95,4 +102,9 @@ __all__ = [
     "ScheduleResult",
     "simulate_schedule",
     "compare_policies",
+    # the machine this runs on, measured
+    "measure_host",
+    "measure_matmul_flops",
+    "measure_memory_bandwidth",
+    "HOST_ENERGY_PER_BYTE_J",
 ]

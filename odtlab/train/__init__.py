@@ -46,10 +46,28 @@ from odtlab.train.powerloss import PowerLossResult, same_weights, simulate_power
 from odtlab.train.profile import RecipeMemoryReport, default_recipe, profile, profiled_recipe_peak
 from odtlab.train.protocol import Protocol, ProtocolResult, cache_dir
 from odtlab.train.report import TrainingReport
+from odtlab.train.steptime import (
+    ROOFLINE_CASES,
+    OpCost,
+    fit_efficiency,
+    measure_op_overhead,
+    measure_step_time,
+    predict_step_time,
+    predicted_vs_measured,
+    step_costs,
+)
 from odtlab.train.trainer import Trainer
 from odtlab.train.windows import WindowedRun, train_in_windows
 
 __all__ = [
+    "OpCost",
+    "step_costs",
+    "predict_step_time",
+    "measure_step_time",
+    "measure_op_overhead",
+    "fit_efficiency",
+    "predicted_vs_measured",
+    "ROOFLINE_CASES",
     # recipe + device -> report: the three verbs
     "profile",
     "Trainer",

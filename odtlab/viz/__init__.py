@@ -13,7 +13,7 @@ Examples
 """
 
 from odtlab.viz.cl import plot_accuracy_matrix, plot_stability_plasticity
-from odtlab.viz.device import plot_temperature
+from odtlab.viz.device import plot_roofline, plot_temperature
 from odtlab.viz.federated import plot_label_mix, plot_personalization, plot_rounds
 from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
 from odtlab.viz.search import plot_contributions
@@ -26,6 +26,7 @@ __all__ = [
     "plot_timeline",
     "plot_budget",
     "plot_temperature",
+    "plot_roofline",
     "plot_training",
     "plot_comparison",
     "plot_protocol",
