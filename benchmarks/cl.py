@@ -21,7 +21,7 @@ training step, measured by :func:`odtlab.train.profile`, plus the state)::
 where ``acc_gain_per_kib`` is the accuracy gained over naive fine-tuning per
 KiB (1024 bytes) of strategy state.
 
-Last, federated continual learning (:func:`federated_continual`): four
+Last, federated continual learning (:func:`odtlab.cl.federated_stream`): four
 clients whose data drift through the same class-incremental stream, FedAvg
 (3 rounds of 2 local epochs per experience) without and with a local replay
 buffer of 50 examples per client::
@@ -43,7 +43,7 @@ import time
 
 import torch
 
-from odtlab import cl, data, devices, fl, models, train
+from odtlab import cl, data, devices, models, train
 
 DEVICES = ("stm32f746", "phone-mid")
 
@@ -73,41 +73,6 @@ def step_bytes(res: cl.StreamResult, strategy: cl.Strategy, batch: int, device: 
     example = (strategy.encode(res.model, x[:batch]), y[:batch])
     report = train.profile(module, example, None, device, flops=False)
     return devices.verdict(report, device).peak_bytes
-
-
-def federated_continual(local_replay: int, *, clients: int = 4, rounds: int = 3) -> cl.StreamResult:
-    """FedAvg over a class-incremental stream: in phase ``p`` every client's local data are its
-    share of experience ``p`` (the clients drift together), plus, with ``local_replay > 0``, the
-    examples of its own reservoir buffer of that size (kept on the client, never uploaded).
-    After each phase the global model is tested on every experience: one row of ``R``."""
-    stream = cl.class_incremental(seed=0)
-    model = models.mlp(seed=0)
-    buffers = (
-        [cl.ReservoirBuffer(local_replay, seed=k) for k in range(clients)] if local_replay else []
-    )
-    rows, b = [], [train.accuracy(model, e.test) for e in stream]
-    for phase, exp in enumerate(stream):
-        x, y = data.as_tensors(exp.train)
-        parts = data.partition(exp.train, clients, seed=phase)
-        fleet = []
-        for k, part in enumerate(parts):
-            xs, ys = x[part], y[part]
-            if buffers and len(buffers[k]):
-                old_x, old_y = buffers[k].all()
-                xs, ys = torch.cat([xs, old_x]), torch.cat([ys, old_y])
-            local = data.ArrayDataset(xs, ys, classes=[str(c) for c in range(10)])
-            fleet.append(fl.Client(f"device-{k}", local))
-        run = fl.run_federation(model, fleet, fl.FedAvg(), rounds=rounds, local_epochs=2,
-                                seed=phase, progress=False)  # fmt: skip
-        model.load_state_dict({**model.state_dict(), **run.params})
-        for k, part in enumerate(parts):
-            if buffers:
-                buffers[k].add(x[part], y[part])
-        rows.append([train.accuracy(model, e.test) for e in stream])
-    memory = {"replay buffers (all clients)": sum(buf.nbytes for buf in buffers)} if buffers else {}
-    name = f"fedavg+local-replay-{local_replay}" if local_replay else "fedavg"
-    return cl.StreamResult(stream.name, name, stream.scenario, torch.tensor(rows), torch.tensor(b),
-                           memory, experiences=[e.name for e in stream])  # fmt: skip
 
 
 def main() -> None:
@@ -142,7 +107,8 @@ def main() -> None:
         print(f"price {name}: state_bytes={res.memory_bytes} acc_gain_per_kib={per_kib} "
               + " ".join(verdicts), flush=True)  # fmt: skip
     for local_replay in (0, 50):
-        res = federated_continual(local_replay)
+        res = cl.federated_stream(models.mlp(seed=0), cl.class_incremental(seed=0), clients=4,
+                                  rounds=3, local_epochs=2, local_replay=local_replay, seed=0)
         print(res.line().replace("cl ", "fcl ", 1), flush=True)
     print(" ".join(f"{k}_seconds={v:.1f}" for k, v in seconds.items()),
           f"total_seconds={time.perf_counter() - start:.1f}")  # fmt: skip

@@ -13,7 +13,9 @@ drifting sensor. This package gives
   and **metrics**, pure functions of ``R`` (:func:`metrics`);
 * **labels on a device**: a few true labels plus pseudo-labels
   (:class:`PseudoLabels`);
-* **the memory price** of each strategy on a device (:class:`MemoryPrice`).
+* **the memory price** of each strategy on a device (:class:`MemoryPrice`);
+* **federated continual learning**: a fleet whose data drift, with or
+  without local replay (:func:`federated_stream`).
 
 Examples
 --------
@@ -26,6 +28,7 @@ Examples
 """
 
 from odtlab.cl.buffers import ClassBalancedBuffer, ReplayBuffer, ReservoirBuffer, state_bytes
+from odtlab.cl.federated import federated_stream
 from odtlab.cl.errors import InvalidStrategy, InvalidStream, StrategyDiverged, UnsupportedModel
 from odtlab.cl.labels import PseudoLabels
 from odtlab.cl.metrics import (
@@ -95,6 +98,8 @@ __all__ = [
     "StreamResult",
     "TaskHead",
     "MemoryPrice",
+    # federated continual learning
+    "federated_stream",
     # metrics of R
     "metrics",
     "average_accuracy",
