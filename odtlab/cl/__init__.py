@@ -40,7 +40,7 @@ from odtlab.cl.metrics import (
     plasticity,
 )
 from odtlab.cl.price import MemoryPrice
-from odtlab.cl.run import StreamResult, TaskHead, run_stream
+from odtlab.cl.run import StreamResult, TaskHead, price_on, run_stream
 from odtlab.cl.strategies import (
     AGEM,
     EWC,
@@ -98,6 +98,7 @@ __all__ = [
     "StreamResult",
     "TaskHead",
     "MemoryPrice",
+    "price_on",
     # federated continual learning
     "federated_stream",
     # metrics of R
