@@ -289,3 +289,17 @@ def test_federated_local_replay_forgets_less_than_plain_fedavg():
     assert replay.metrics["acc"] > plain.metrics["acc"] + 0.25
     with pytest.raises(cl.InvalidStrategy, match="clients=0"):
         cl.federated_stream(models.mlp(), stream, clients=0)
+
+
+def test_price_on_charges_the_trained_module_step_plus_the_state_fitting_or_not():
+    stream = cl.online(cl.class_incremental(classes_per_experience=5), batch_size=16)
+    used = {"replay": cl.Replay(3000), "latent": cl.LatentReplay(cut="features.fc2", capacity=50)}
+    runs = {k: cl.run_stream(models.mlp(seed=0), stream, s, seed=0) for k, s in used.items()}
+    prices = {k: cl.price_on(runs[k], used[k], stream, "stm32f746") for k in used}
+    replay, latent = prices["replay"], prices["latent"]
+    assert replay.strategy_bytes == runs["replay"].memory and replay.budget_bytes == 256 * 1024
+    assert not replay.fits and replay.headroom_bytes == replay.budget_bytes - replay.total_bytes
+    # latent replay trains only the layers above the cut: a smaller step than replay's
+    assert latent.fits and latent.step_bytes < replay.step_bytes
+    with pytest.raises(DoesNotFit, match="over by"):
+        replay.check("Replay(3000)")

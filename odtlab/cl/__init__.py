@@ -28,8 +28,8 @@ Examples
 """
 
 from odtlab.cl.buffers import ClassBalancedBuffer, ReplayBuffer, ReservoirBuffer, state_bytes
-from odtlab.cl.federated import federated_stream
 from odtlab.cl.errors import InvalidStrategy, InvalidStream, StrategyDiverged, UnsupportedModel
+from odtlab.cl.federated import federated_stream
 from odtlab.cl.labels import PseudoLabels
 from odtlab.cl.metrics import (
     average_accuracy,

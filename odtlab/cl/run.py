@@ -285,7 +285,9 @@ def price_on(result: StreamResult, strategy: Strategy, stream: Stream,
     chapter 8 can say by how much each strategy is over.
     """
     if result.model is None:
-        raise UnsupportedModel("price_on needs a result that holds its trained model (run_stream's)")
+        raise UnsupportedModel(
+            "price_on needs a result that holds its trained model (run_stream's)"
+        )
     x, y = data.as_tensors(stream[0].train)
     index = torch.arange(stream.batch_size + strategy.replay_size(stream.batch_size)) % len(y)
     module = strategy.trained_module(result.model)
