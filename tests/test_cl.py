@@ -303,3 +303,12 @@ def test_price_on_charges_the_trained_module_step_plus_the_state_fitting_or_not(
     assert latent.fits and latent.step_bytes < replay.step_bytes
     with pytest.raises(DoesNotFit, match="over by"):
         replay.check("Replay(3000)")
+
+
+def test_federated_stream_gives_the_same_model_on_the_loop_and_the_vectorized_engine():
+    stream = cl.class_incremental(classes_per_experience=5)
+    runs = [cl.federated_stream(models.mlp(seed=0), stream, clients=2, rounds=1, local_epochs=1,
+                                local_replay=20, engine=engine) for engine in ("loop", "vectorized")]  # fmt: skip
+    assert torch.allclose(runs[0].R, runs[1].R)
+    loop, vectorized = (r.model.state_dict() for r in runs)
+    assert all(torch.allclose(loop[k], vectorized[k], atol=1e-5) for k in loop)

@@ -51,6 +51,7 @@ def federated_stream(
     local_epochs: int = 2,
     local_replay: int = 0,
     strategy: fl.Strategy | None = None,
+    engine: str = "loop",
     seed: int = 0,
 ) -> StreamResult:
     """FedAvg (or ``strategy``) over ``stream``, phase by phase, with optional local replay.
@@ -71,6 +72,9 @@ def federated_stream(
         Examples each client keeps in its own reservoir buffer (0: none).
     strategy : fl.Strategy or None
         The server's strategy, default :class:`odtlab.fl.FedAvg`.
+    engine : {"loop", "vectorized"}
+        The federated engine (:func:`odtlab.fl.run_federation`); both give
+        the same model, the vectorized one trains all clients at once.
     seed : int
         Seeds each phase's federation (``seed + p``) and the buffers.
 
@@ -102,7 +106,8 @@ def federated_stream(
                 xs, ys = torch.cat([xs, old_x]), torch.cat([ys, old_y])
             fleet.append(fl.Client(f"device-{k}", data.ArrayDataset(xs, ys, classes=classes)))
         run = fl.run_federation(net, fleet, strategy, rounds=rounds, local_epochs=local_epochs,
-                                batch_size=stream.batch_size, seed=seed + phase, progress=False)  # fmt: skip
+                                batch_size=stream.batch_size, seed=seed + phase, engine=engine,
+                                progress=False)  # fmt: skip
         net.load_state_dict({**net.state_dict(), **run.params})
         for k, part in enumerate(parts):  # the new examples join each client's own buffer
             if buffers:
