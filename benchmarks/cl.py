@@ -13,15 +13,16 @@ each strategy, trains the zoo MLP (64-128-64-10, full training, SGD lr
 ``forgetting`` the max-minus-last forgetting, ``memory_bytes`` what the
 strategy keeps at the end (buffers, Fisher, anchors...), all from
 :mod:`odtlab.cl`. Then, per strategy of the class-incremental stream, one
-line with its price on the microcontroller and the mid-range phone (one
-training step, measured by :func:`odtlab.train.profile`, plus the state)::
+line with its price on the microcontroller and the mid-range phone
+(:func:`odtlab.cl.price_on`: one training step, measured by
+:func:`odtlab.train.profile`, plus the state)::
 
     price <strategy>: state_bytes=<n> acc_gain_per_kib=<g> stm32f746=<fits|over by N> phone-mid=<...>
 
 where ``acc_gain_per_kib`` is the accuracy gained over naive fine-tuning per
 KiB (1024 bytes) of strategy state.
 
-Last, federated continual learning (:func:`federated_continual`): four
+Last, federated continual learning (:func:`odtlab.cl.federated_stream`): four
 clients whose data drift through the same class-incremental stream, FedAvg
 (3 rounds of 2 local epochs per experience) without and with a local replay
 buffer of 50 examples per client::
@@ -43,7 +44,7 @@ import time
 
 import torch
 
-from odtlab import cl, data, devices, fl, models, train
+from odtlab import cl, models
 
 DEVICES = ("stm32f746", "phone-mid")
 
@@ -65,51 +66,6 @@ def strategies() -> dict[str, cl.Strategy]:
     }
 
 
-def step_bytes(res: cl.StreamResult, strategy: cl.Strategy, batch: int, device: str) -> int:
-    """Peak of one training step of what the strategy trains at the end (latent replay: the
-    layers above the cut, on activations) on ``device`` (frozen weights in flash on an MCU)."""
-    x, y = data.as_tensors(cl.class_incremental(seed=0)[0].train)
-    module = strategy.trained_module(res.model)
-    example = (strategy.encode(res.model, x[:batch]), y[:batch])
-    report = train.profile(module, example, None, device, flops=False)
-    return devices.verdict(report, device).peak_bytes
-
-
-def federated_continual(local_replay: int, *, clients: int = 4, rounds: int = 3) -> cl.StreamResult:
-    """FedAvg over a class-incremental stream: in phase ``p`` every client's local data are its
-    share of experience ``p`` (the clients drift together), plus, with ``local_replay > 0``, the
-    examples of its own reservoir buffer of that size (kept on the client, never uploaded).
-    After each phase the global model is tested on every experience: one row of ``R``."""
-    stream = cl.class_incremental(seed=0)
-    model = models.mlp(seed=0)
-    buffers = (
-        [cl.ReservoirBuffer(local_replay, seed=k) for k in range(clients)] if local_replay else []
-    )
-    rows, b = [], [train.accuracy(model, e.test) for e in stream]
-    for phase, exp in enumerate(stream):
-        x, y = data.as_tensors(exp.train)
-        parts = data.partition(exp.train, clients, seed=phase)
-        fleet = []
-        for k, part in enumerate(parts):
-            xs, ys = x[part], y[part]
-            if buffers and len(buffers[k]):
-                old_x, old_y = buffers[k].all()
-                xs, ys = torch.cat([xs, old_x]), torch.cat([ys, old_y])
-            local = data.ArrayDataset(xs, ys, classes=[str(c) for c in range(10)])
-            fleet.append(fl.Client(f"device-{k}", local))
-        run = fl.run_federation(model, fleet, fl.FedAvg(), rounds=rounds, local_epochs=2,
-                                seed=phase, progress=False)  # fmt: skip
-        model.load_state_dict({**model.state_dict(), **run.params})
-        for k, part in enumerate(parts):
-            if buffers:
-                buffers[k].add(x[part], y[part])
-        rows.append([train.accuracy(model, e.test) for e in stream])
-    memory = {"replay buffers (all clients)": sum(buf.nbytes for buf in buffers)} if buffers else {}
-    name = f"fedavg+local-replay-{local_replay}" if local_replay else "fedavg"
-    return cl.StreamResult(stream.name, name, stream.scenario, torch.tensor(rows), torch.tensor(b),
-                           memory, experiences=[e.name for e in stream])  # fmt: skip
-
-
 def main() -> None:
     torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared machine
     start = time.perf_counter()
@@ -123,17 +79,11 @@ def main() -> None:
             print(line, flush=True)
             seconds[stream.name] = seconds.get(stream.name, 0.0) + res.seconds
             if stream.scenario == "class":
-                results[name] = (
-                    res,
-                    strategy,
-                    stream.batch_size + strategy.replay_size(stream.batch_size),
-                )
-    for name, (res, strategy, batch) in results.items():
+                results[name] = (res, strategy, stream)
+    for name, (res, strategy, stream) in results.items():
         verdicts = []
         for device in DEVICES:
-            budget = devices.get(device).training_memory_bytes
-            step = step_bytes(res, strategy, batch, device)
-            price = cl.MemoryPrice(device, res.memory, step, budget)
+            price = cl.price_on(res, strategy, stream, device)
             verdicts.append(
                 f"{device}=" + ("fits" if price.fits else f"over by {-price.headroom_bytes}")
             )
@@ -142,7 +92,15 @@ def main() -> None:
         print(f"price {name}: state_bytes={res.memory_bytes} acc_gain_per_kib={per_kib} "
               + " ".join(verdicts), flush=True)  # fmt: skip
     for local_replay in (0, 50):
-        res = federated_continual(local_replay)
+        res = cl.federated_stream(
+            models.mlp(seed=0),
+            cl.class_incremental(seed=0),
+            clients=4,
+            rounds=3,
+            local_epochs=2,
+            local_replay=local_replay,
+            seed=0,
+        )
         print(res.line().replace("cl ", "fcl ", 1), flush=True)
     print(" ".join(f"{k}_seconds={v:.1f}" for k, v in seconds.items()),
           f"total_seconds={time.perf_counter() - start:.1f}")  # fmt: skip

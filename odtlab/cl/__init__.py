@@ -13,7 +13,9 @@ drifting sensor. This package gives
   and **metrics**, pure functions of ``R`` (:func:`metrics`);
 * **labels on a device**: a few true labels plus pseudo-labels
   (:class:`PseudoLabels`);
-* **the memory price** of each strategy on a device (:class:`MemoryPrice`).
+* **the memory price** of each strategy on a device (:class:`MemoryPrice`);
+* **federated continual learning**: a fleet whose data drift, with or
+  without local replay (:func:`federated_stream`).
 
 Examples
 --------
@@ -27,6 +29,7 @@ Examples
 
 from odtlab.cl.buffers import ClassBalancedBuffer, ReplayBuffer, ReservoirBuffer, state_bytes
 from odtlab.cl.errors import InvalidStrategy, InvalidStream, StrategyDiverged, UnsupportedModel
+from odtlab.cl.federated import federated_stream
 from odtlab.cl.labels import PseudoLabels
 from odtlab.cl.metrics import (
     average_accuracy,
@@ -37,7 +40,7 @@ from odtlab.cl.metrics import (
     plasticity,
 )
 from odtlab.cl.price import MemoryPrice
-from odtlab.cl.run import StreamResult, TaskHead, run_stream
+from odtlab.cl.run import StreamResult, TaskHead, price_on, run_stream
 from odtlab.cl.strategies import (
     AGEM,
     EWC,
@@ -95,6 +98,9 @@ __all__ = [
     "StreamResult",
     "TaskHead",
     "MemoryPrice",
+    "price_on",
+    # federated continual learning
+    "federated_stream",
     # metrics of R
     "metrics",
     "average_accuracy",

@@ -38,7 +38,7 @@ from odtlab.cl.streams import Stream
 from odtlab.recipes import Recipe
 from odtlab.train import accuracy, default_recipe, profile
 
-__all__ = ["run_stream", "StreamResult", "TaskHead"]
+__all__ = ["run_stream", "StreamResult", "TaskHead", "price_on"]
 
 
 class TaskHead(nn.Module):
@@ -269,3 +269,30 @@ def run_stream(
         b=b, memory=memory, price=price, experiences=[e.name or str(e.index) for e in stream],
         seconds=time.perf_counter() - start, model=net,
     )  # fmt: skip
+
+
+def price_on(result: StreamResult, strategy: Strategy, stream: Stream,
+             device: str | devices.DeviceProfile, *, recipe: Recipe | None = None) -> MemoryPrice:  # fmt: skip
+    """What ``strategy``'s run would cost on ``device``: one training step plus its state.
+
+    The step is that of the module the strategy trains at the end of the run
+    (latent replay: only the layers above the cut, on activations), on a
+    batch of ``stream.batch_size`` new examples plus its replayed ones,
+    profiled by :func:`odtlab.train.profile` as the device holds it (an
+    MCU keeps frozen weights in flash); the state is ``result.memory``.
+    Unlike ``run_stream(..., device=...)``, which refuses to start when the
+    plan does not fit, this prices a finished run, fitting or not, so that
+    chapter 8 can say by how much each strategy is over.
+    """
+    if result.model is None:
+        raise UnsupportedModel(
+            "price_on needs a result that holds its trained model (run_stream's)"
+        )
+    x, y = data.as_tensors(stream[0].train)
+    index = torch.arange(stream.batch_size + strategy.replay_size(stream.batch_size)) % len(y)
+    module = strategy.trained_module(result.model)
+    batch = (strategy.encode(result.model, x[index]), y[index])
+    report = profile(module, batch, default_recipe() if recipe is None else recipe, device,
+                     flops=False)  # fmt: skip
+    step = devices.verdict(report, device)
+    return MemoryPrice(step.device_name, dict(result.memory), step.peak_bytes, step.budget_bytes)

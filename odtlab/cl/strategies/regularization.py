@@ -9,16 +9,15 @@
 * :class:`SI` (Zenke, Poole and Ganguli, ICML 2017) measures the same
   importance *during* training: how much each weight's movement lowered
   the loss (a path integral of gradient times step).
-* :class:`LwF` (Li and Hoiem, TPAMI 2018; ECCV 2016) keeps the old model
-  and asks the new one to give the same outputs on the new inputs
-  (knowledge distillation on the old classes).
+* :class:`~odtlab.cl.strategies.distillation.LwF`, which keeps the old
+  model's outputs instead, lives in :mod:`~odtlab.cl.strategies.distillation`.
 
 All penalties are added to the loss by the ``before_backward`` hook. Their
 state is charged to the device: for a model of ``P`` trained parameters
 (float32), EWC keeps ``2 P T`` floats after ``T`` experiences (a Fisher and
 an anchor each), online EWC
 ``2 P``, SI ``4 P`` (importance, running path integral, anchor, previous
-weights), LwF ``P`` (the old trained weights; the frozen ones are shared).
+weights).
 
 Examples
 --------
@@ -35,7 +34,6 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from odtlab import data
 from odtlab.cl.buffers import state_bytes
@@ -46,7 +44,7 @@ from odtlab.cl.streams import Experience, Stream
 if TYPE_CHECKING:
     from odtlab.recipes import Recipe
 
-__all__ = ["EWC", "OnlineEWC", "SI", "LwF", "diagonal_fisher"]
+__all__ = ["EWC", "OnlineEWC", "SI", "diagonal_fisher"]
 
 
 def _trained(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -258,70 +256,3 @@ class SI(Strategy):
                 "path integral": state_bytes(self._omega.values()),
                 "anchor weights": state_bytes(self._anchor.values()),
                 "previous weights": state_bytes(self._previous.values())}  # fmt: skip
-
-
-class LwF(Strategy):
-    """Learning without forgetting: match the old model's outputs on the old classes.
-
-    Penalty ``alpha * T^2 * KL(softmax(old / T) || softmax(new / T))`` over
-    the logits of the classes seen before this experience, with the old
-    model's outputs computed on the same (new) inputs.
-
-    Parameters
-    ----------
-    alpha : float, default 1.0
-        Weight of the distillation term.
-    temperature : float, default 2.0
-        Softens both distributions (Li and Hoiem used 2).
-
-    Notes
-    -----
-    Only the *trained* weights of the old model are kept; the frozen ones
-    are the current model's (they did not change), so with a bias-only
-    recipe LwF keeps just the old biases. Storing the old logits of each
-    new example instead would cost ``N x C`` floats per experience.
-
-    The targets are the old model's outputs on the *new* inputs, so LwF
-    helps only when the old model still reads them sensibly. Measured on
-    rotated digits (zoo MLP, 5 epochs, seed 0): with 15-degree steps LwF
-    ends at acc 0.73 against naive's 0.60; with 45-degree steps the old
-    model's outputs on the rotated digits are poor, distilling them hurts,
-    and LwF ends at 0.45 against 0.52. In the class-incremental stream it
-    stays at naive's level (new classes can only be learned against the
-    old outputs, not beside them), the published pattern.
-    """
-
-    name = "lwf"
-
-    def __init__(self, alpha: float = 1.0, *, temperature: float = 2.0) -> None:
-        self.alpha = _positive("alpha", alpha)
-        self.temperature = _positive("temperature", temperature)
-        self._old: dict[str, torch.Tensor] = {}
-        self._old_classes: list[int] = []
-        self._seen: set[int] = set()
-
-    def planned_bytes(self, model: nn.Module, stream: Stream) -> int:
-        return trainable_bytes(model)
-
-    def before_experience(self, model: nn.Module, experience: Experience) -> None:
-        if self._seen:
-            self._old = {n: p.detach().clone() for n, p in _trained(model).items()}
-            self._old_classes = sorted(self._seen)
-
-    def after_experience(self, model: nn.Module, experience: Experience) -> None:
-        self._seen.update(experience.classes)
-
-    def before_backward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        logits: torch.Tensor) -> torch.Tensor | None:  # fmt: skip
-        if not self._old:
-            return None
-        with torch.no_grad():
-            old = functional_call(model, self._old, (x,), strict=False)
-        cls = torch.tensor(self._old_classes)
-        t = self.temperature
-        kd = F.kl_div(F.log_softmax(logits[:, cls] / t, dim=1), F.softmax(old[:, cls] / t, dim=1),
-                      reduction="batchmean")  # fmt: skip
-        return self.alpha * t * t * kd
-
-    def memory(self) -> dict[str, int]:
-        return {"old model (trained weights)": state_bytes(self._old.values())} if self._old else {}
