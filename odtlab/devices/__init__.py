@@ -35,6 +35,7 @@ from __future__ import annotations
 from odtlab.devices.fit import RECIPE_HINTS, FitVerdict, check_fit, fits, verdict
 from odtlab.devices.host import (
     HOST_ENERGY_PER_BYTE_J,
+    fastest_call_seconds,
     measure_host,
     measure_matmul_flops,
     measure_memory_bandwidth,
@@ -104,6 +105,7 @@ __all__ = [
     "compare_policies",
     # the machine this runs on, measured
     "measure_host",
+    "fastest_call_seconds",
     "measure_matmul_flops",
     "measure_memory_bandwidth",
     "HOST_ENERGY_PER_BYTE_J",

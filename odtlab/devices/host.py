@@ -42,14 +42,18 @@ from odtlab.devices.presets import calibrate_energy_per_mac
 from odtlab.devices.profile import DeviceProfile, training_budget_rule
 
 __all__ = ["measure_host", "measure_matmul_flops", "measure_memory_bandwidth",
-           "HOST_ENERGY_PER_BYTE_J"]  # fmt: skip
+           "fastest_call_seconds", "HOST_ENERGY_PER_BYTE_J"]  # fmt: skip
 
 HOST_ENERGY_PER_BYTE_J = 160e-12
 """Energy to move one byte from DRAM, J: 640 pJ per 32-bit DRAM read in 45 nm :cite:`horowitz2014energy`."""
 
 
-def _fastest(run: Callable[[], object], seconds: float, *, at_least: int = 3) -> float:
-    """The shortest of repeated calls of ``run`` in seconds, after one warm-up call."""
+def fastest_call_seconds(run: Callable[[], object], seconds: float, *, at_least: int = 3) -> float:
+    """The shortest of repeated calls of ``run`` in seconds, after one warm-up call.
+
+    Calls ``run`` for about ``seconds`` and at least ``at_least`` times; the
+    shortest call is the one least disturbed by the rest of the machine.
+    """
     if not seconds > 0:
         raise ValueError(f"seconds must be > 0, got {seconds!r}")
     run()
@@ -77,7 +81,7 @@ def measure_matmul_flops(seconds: float = 0.5, *, size: int = 256) -> float:
 
     a, b = torch.randn(size, size), torch.randn(size, size)
     out = torch.empty(size, size)
-    return 2 * size**3 / _fastest(lambda: torch.mm(a, b, out=out), seconds)
+    return 2 * size**3 / fastest_call_seconds(lambda: torch.mm(a, b, out=out), seconds)
 
 
 def measure_memory_bandwidth(seconds: float = 0.5, *, mib: int = 64) -> float:
@@ -86,7 +90,7 @@ def measure_memory_bandwidth(seconds: float = 0.5, *, mib: int = 64) -> float:
 
     src = torch.ones(mib * 2**20 // 4)
     dst = torch.empty_like(src)
-    return 2 * src.numel() * 4 / _fastest(lambda: dst.copy_(src), seconds)
+    return 2 * src.numel() * 4 / fastest_call_seconds(lambda: dst.copy_(src), seconds)
 
 
 def _largest_cache_bytes(default: int = 2**20) -> int:

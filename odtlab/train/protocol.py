@@ -41,6 +41,7 @@ from odtlab.errors import OdtlabError
 from odtlab.parallel import map_in_processes
 from odtlab.recipes import Adam, OptimizerPart, Recipe, SparseUpdate, sparse_layers, tinytl_methods
 from odtlab.train.compare import Comparison, compare
+from odtlab.viz import plot_protocol
 
 __all__ = ["Protocol", "ProtocolResult", "source_fingerprint", "cache_dir"]
 
@@ -332,8 +333,6 @@ class ProtocolResult:
 
     def plot(self, ax: Any = None) -> Any:
         """Mean accuracy per recipe with the seed-to-seed spread as error bars (:func:`odtlab.viz.plot_protocol`)."""
-        from odtlab.viz import plot_protocol
-
         return plot_protocol(self, ax)
 
 

@@ -44,7 +44,6 @@ Examples
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +54,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from odtlab.devices import DeviceProfile, get, measure_host
+from odtlab.devices import DeviceProfile, fastest_call_seconds, get, measure_host
 from odtlab.models import build, example_batch
 
 __all__ = ["OpCost", "step_costs", "predict_step_time", "measure_step_time", "measure_op_overhead",
@@ -203,14 +202,7 @@ def measure_step_time(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
                       at_least: int = 3) -> float:  # fmt: skip
     """The fastest of repeated SGD steps of a copy of ``model`` on ``batch``, in seconds (after a warm-up)."""
     _, step = _sgd_step(model, batch, loss, lr)
-    step()
-    best, count, stop = float("inf"), 0, time.perf_counter() + seconds
-    while count < at_least or time.perf_counter() < stop:
-        start = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - start)
-        count += 1
-    return best
+    return fastest_call_seconds(step, seconds, at_least=at_least)
 
 
 def measure_op_overhead(seconds: float = 0.2) -> float:

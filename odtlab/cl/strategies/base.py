@@ -42,12 +42,25 @@ from torch.utils.data import Dataset
 
 from odtlab import data
 from odtlab.cl.buffers import state_bytes
+from odtlab.cl.errors import InvalidStrategy
 from odtlab.cl.streams import Experience, Stream
 
 if TYPE_CHECKING:
     from odtlab.recipes import Recipe
 
-__all__ = ["Strategy", "Naive", "Joint", "trainable_bytes"]
+__all__ = ["Strategy", "Naive", "Joint", "trainable_bytes", "trained_parameters", "check_nonnegative"]
+
+
+def trained_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train, by name (the ones a regulariser anchors)."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def check_nonnegative(name: str, value: float) -> float:
+    """``value`` as a float, or a clear error when it is not a number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise InvalidStrategy(f"{name}={value!r} must be a number >= 0")
+    return float(value)
 
 
 def trainable_bytes(model: nn.Module) -> int:

@@ -45,7 +45,12 @@ from torch.utils.data import Dataset
 from odtlab import data
 from odtlab.cl.buffers import state_bytes
 from odtlab.cl.errors import InvalidStrategy
-from odtlab.cl.strategies.base import Strategy, trainable_bytes
+from odtlab.cl.strategies.base import (
+    Strategy,
+    check_nonnegative,
+    trainable_bytes,
+    trained_parameters,
+)
 from odtlab.cl.streams import Experience, Stream
 
 if TYPE_CHECKING:
@@ -55,15 +60,6 @@ __all__ = ["LwF", "STORES"]
 
 STORES = ("model", "logits")
 
-
-def _trained(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise InvalidStrategy(f"{name}={value!r} must be a number >= 0")
-    return float(value)
 
 
 class LwF(Strategy):
@@ -102,8 +98,8 @@ class LwF(Strategy):
 
     def __init__(self, alpha: float = 1.0, *, temperature: float = 2.0,
                  store: str = "model") -> None:  # fmt: skip
-        self.alpha = _positive("alpha", alpha)
-        self.temperature = _positive("temperature", temperature)
+        self.alpha = check_nonnegative("alpha", alpha)
+        self.temperature = check_nonnegative("temperature", temperature)
         if store not in STORES:
             raise InvalidStrategy(f"store={store!r}; choose one of {STORES}")
         self.store = store
@@ -131,7 +127,7 @@ class LwF(Strategy):
         if self._seen:
             self._old_classes = sorted(self._seen)
             if self.store == "model":
-                self._old = {n: p.detach().clone() for n, p in _trained(model).items()}
+                self._old = {n: p.detach().clone() for n, p in trained_parameters(model).items()}
 
     def training_data(self, experience: Experience) -> Dataset:
         if self.store == "logits" and self._seen and self._model is not None:

@@ -37,8 +37,13 @@ from torch import nn
 
 from odtlab import data
 from odtlab.cl.buffers import state_bytes
-from odtlab.cl.errors import InvalidStrategy, UnsupportedModel
-from odtlab.cl.strategies.base import Strategy, trainable_bytes
+from odtlab.cl.errors import UnsupportedModel
+from odtlab.cl.strategies.base import (
+    Strategy,
+    check_nonnegative,
+    trainable_bytes,
+    trained_parameters,
+)
 from odtlab.cl.streams import Experience, Stream
 
 if TYPE_CHECKING:
@@ -46,15 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EWC", "OnlineEWC", "SI", "diagonal_fisher"]
 
-
-def _trained(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise InvalidStrategy(f"{name}={value!r} must be a number >= 0")
-    return float(value)
 
 
 def diagonal_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -64,7 +60,7 @@ def diagonal_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[
     eval mode so dropout is off; only trained parameters. Returns a dict by
     parameter name, same shapes as the parameters.
     """
-    params = _trained(model)
+    params = trained_parameters(model)
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -101,7 +97,7 @@ class EWC(Strategy):
     online = False
 
     def __init__(self, lam: float = 3.0, *, fisher_samples: int = 200, seed: int = 0) -> None:
-        self.lam = _positive("lam", lam)
+        self.lam = check_nonnegative("lam", lam)
         self.fisher_samples = fisher_samples
         self.seed = seed
         self._fishers: list[dict[str, torch.Tensor]] = []
@@ -115,7 +111,7 @@ class EWC(Strategy):
         pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed))
         pick = pick[: self.fisher_samples]
         fisher = diagonal_fisher(model, x[pick], y[pick])
-        anchor = {n: p.detach().clone() for n, p in _trained(model).items()}
+        anchor = {n: p.detach().clone() for n, p in trained_parameters(model).items()}
         self._consolidate(fisher, anchor)
 
     def _consolidate(
@@ -128,7 +124,7 @@ class EWC(Strategy):
         """The EWC penalty of the model's current weights (None before the first anchor)."""
         if not self._fishers:
             return None
-        params = _trained(model)
+        params = trained_parameters(model)
         total = sum(
             (f[n] * (p - a[n]) ** 2).sum()
             for f, a in zip(self._fishers, self._anchors, strict=True)
@@ -138,7 +134,7 @@ class EWC(Strategy):
 
     def penalty_gradient(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """The penalty's gradient in closed form, ``lam * sum_t F_t (w - w*_t)``, by name."""
-        params = _trained(model)
+        params = trained_parameters(model)
         out = {n: torch.zeros_like(p) for n, p in params.items()}
         for f, a in zip(self._fishers, self._anchors, strict=True):
             for n, p in params.items():
@@ -173,7 +169,7 @@ class OnlineEWC(EWC):
     def __init__(self, lam: float = 3.0, *, gamma: float = 1.0, fisher_samples: int = 200,
                  seed: int = 0) -> None:  # fmt: skip
         super().__init__(lam, fisher_samples=fisher_samples, seed=seed)
-        self.gamma = _positive("gamma", gamma)
+        self.gamma = check_nonnegative("gamma", gamma)
 
     def _consolidate(
         self, fisher: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]
@@ -202,8 +198,8 @@ class SI(Strategy):
     name = "si"
 
     def __init__(self, c: float = 1.0, *, xi: float = 0.1) -> None:
-        self.c = _positive("c", c)
-        self.xi = _positive("xi", xi)
+        self.c = check_nonnegative("c", c)
+        self.xi = check_nonnegative("xi", xi)
         self._omega: dict[str, torch.Tensor] = {}
         self._importance: dict[str, torch.Tensor] = {}
         self._anchor: dict[str, torch.Tensor] = {}
@@ -221,7 +217,7 @@ class SI(Strategy):
         return 4 * trainable_bytes(model)
 
     def before_experience(self, model: nn.Module, experience: Experience) -> None:
-        params = _trained(model)
+        params = trained_parameters(model)
         if not self._anchor:
             self._anchor = {n: p.detach().clone() for n, p in params.items()}
             self._importance = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -229,13 +225,13 @@ class SI(Strategy):
         self._previous = {n: p.detach().clone() for n, p in params.items()}
 
     def after_step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-        for n, p in _trained(model).items():
+        for n, p in trained_parameters(model).items():
             if p.grad is not None:
                 self._omega[n] -= p.grad.detach() * (p.detach() - self._previous[n])
             self._previous[n].copy_(p.detach())
 
     def after_experience(self, model: nn.Module, experience: Experience) -> None:
-        for n, p in _trained(model).items():
+        for n, p in trained_parameters(model).items():
             moved = p.detach() - self._anchor[n]
             self._importance[n] += self._omega[n] / (moved**2 + self.xi)
             self._anchor[n].copy_(p.detach())
@@ -246,7 +242,7 @@ class SI(Strategy):
         if not self._consolidated:  # no importance before the first experience ends
             return None
         total = sum((self._importance[n] * (p - self._anchor[n]) ** 2).sum()
-                    for n, p in _trained(model).items())  # fmt: skip
+                    for n, p in trained_parameters(model).items())  # fmt: skip
         return self.c * total  # type: ignore[return-value]
 
     def memory(self) -> dict[str, int]:
