@@ -32,6 +32,8 @@ def test_one_optimizer_for_every_recipe():
         p.recipe(R.BiasOnly(), R.SGD(lr=0.1))
     with pytest.raises(OdtlabError, match="build it with Protocol.recipe"):
         p.run([R.Recipe(R.LastLayer(), R.SGD(lr=0.1), name="last")])
+    with pytest.raises(OdtlabError, match="at least one recipe"):
+        p.run([])
     with pytest.raises(OdtlabError, match="unique"):
         p.run([p.recipe(name="a"), p.recipe(R.LastLayer(), name="a")])
 

@@ -90,7 +90,8 @@ class Protocol:
     model : str
         The shipped backbone every run starts from (:func:`odtlab.models.pretrained`).
     optimizer : OptimizerPart
-        The optimizer of every recipe that does not bring its own.
+        The optimizer of every recipe (:meth:`recipe` adds it; :meth:`run`
+        refuses a recipe with another one).
     steps, batch_size : int
         Training steps and images per step, the same for every recipe.
     seeds : tuple of int
@@ -191,16 +192,19 @@ class Protocol:
             A directory that keeps each (recipe, seed) result; ``None`` keeps nothing.
         """
         names = [r.name for r in recipes]
+        if not names:
+            raise OdtlabError("Protocol.run: give at least one recipe, e.g. [protocol.recipe(name='full')].")
         if len(set(names)) != len(names):
             raise OdtlabError(f"Protocol.run: recipe names must be unique; got {names}.")
         for r in recipes:
-            if r.optimizer_part is not None and r.optimizer_part != self.optimizer:
+            if r.optimizer_part != self.optimizer:
                 raise OdtlabError(
                     f"Protocol.run: recipe {r.name!r} trains with {r.optimizer_part!r}, the protocol "
                     f"with {self.optimizer!r}; build it with Protocol.recipe(...)."
                 )
         profile = None if device is None else devices.get(device)
-        keys = {(i, s): self._key(r, s, profile) for i, r in enumerate(recipes) for s in self.seeds}
+        code = source_fingerprint()  # hashes the sources: once per run, not once per key
+        keys = {(i, s): self._key(r, s, profile, code) for i, r in enumerate(recipes) for s in self.seeds}
         with _locked(cache):
             found = {pair: _read(cache, key) for pair, key in keys.items()}
             missing = [pair for pair, row in found.items() if row is None]
@@ -250,9 +254,9 @@ class Protocol:
         methods["sparse update"] = Recipe(scheme, self.optimizer, name="sparse update")
         return methods
 
-    def _key(self, recipe: Recipe, seed: int, profile: devices.DeviceProfile | None) -> str:
+    def _key(self, recipe: Recipe, seed: int, profile: devices.DeviceProfile | None, code: str) -> str:
         # the parts, not the name: "tinytl/full" and "full" are the same run
-        text = repr((dataclasses.astuple(self), repr(recipe.parts), seed, repr(profile), source_fingerprint()))
+        text = repr((dataclasses.astuple(self), repr(recipe.parts), seed, repr(profile), code))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
