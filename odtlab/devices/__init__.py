@@ -12,6 +12,8 @@ Ask two questions of a training job:
   try) and :func:`fits` (a plain bool);
 * what would it cost? :func:`simulate` predicts time, energy, battery and
   temperature with a roofline and an RC thermal model;
+  :func:`energy_by_level` splits a step's energy into MACs and the memory
+  levels (SRAM, DRAM, flash) its bytes come from;
 * how fast is this machine? :func:`measure_host` measures it as a profile;
 * when may it train? :func:`usage_trace` generates a week of phone use and
   :func:`simulate_schedule` replays a scheduling :class:`Policy` over it.
@@ -32,6 +34,15 @@ True
 
 from __future__ import annotations
 
+from odtlab.devices.energy import (
+    ENERGY_PARTS,
+    MOVED_CATEGORIES,
+    bytes_by_level,
+    bytes_moved_by_category,
+    dynamic_energy_j,
+    energy_by_level,
+    placement,
+)
 from odtlab.devices.fit import RECIPE_HINTS, FitVerdict, check_fit, fits, verdict
 from odtlab.devices.host import (
     HOST_ENERGY_PER_BYTE_J,
@@ -62,6 +73,7 @@ from odtlab.devices.scheduling import (
 )
 from odtlab.devices.simulator import SimulationResult, simulate
 from odtlab.devices.traces import InvalidTrace, UsageTrace
+from odtlab.devices.validation import LEVELS, MemoryLevelError
 from odtlab.devices.workload import Workload, estimate_bytes_moved
 from odtlab.units import format_bytes, format_joules, format_rate, format_seconds
 
@@ -90,6 +102,16 @@ __all__ = [
     "KINDS",
     "TRAINING_BUDGET_FRACTION",
     "RECIPE_HINTS",
+    # energy by memory level: SRAM, DRAM, flash
+    "LEVELS",
+    "MemoryLevelError",
+    "MOVED_CATEGORIES",
+    "ENERGY_PARTS",
+    "bytes_moved_by_category",
+    "placement",
+    "bytes_by_level",
+    "energy_by_level",
+    "dynamic_energy_j",
     # when to train: usage traces and scheduling policies
     "UsageTrace",
     "usage_trace",

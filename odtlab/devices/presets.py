@@ -21,6 +21,29 @@ Conventions used for every preset
   exactly the device's ``active_power_w``. Energy per byte is set from the
   memory technology (on-chip SRAM a few pJ/byte, LPDDR4/5 some tens of
   pJ/byte, cf. :cite:`horowitz2014energy`).
+* **Energy per byte by memory level** (``energy_per_byte_by_level_j``),
+  figures of :cite:`horowitz2014energy` (45 nm, 0.9 V), per read:
+  8 KB SRAM, 32 bits, about 5 pJ (1.25 pJ/byte); 32 KB and 1 MB caches,
+  64 bits, 20 and 100 pJ (2.5 and 12.5 pJ/byte); DRAM, 32 bits, about
+  640 pJ (160 pJ/byte). Our choices, and what they assume:
+
+  - *MCU SRAM*: 5 pJ/byte, between the 32 KB and 1 MB figures for its
+    320 KB (the same as its ``energy_per_byte_j``, so nothing changes when
+    every byte is placed in SRAM).
+  - *MCU flash*: 50 pJ/byte, an **assumption**, ten times its SRAM: a flash
+    array drawing of the order of 15 mA at 3.3 V while it streams 256-bit
+    lines at 27 MHz (216 MHz with 7 wait states, DS10916) spends about
+    50 mW / 0.86 GB/s, i.e. about 57 pJ/byte.
+  - *Cache (SRAM) of a chip with DRAM*: 12.5 pJ/byte, Horowitz's 1 MB
+    figure taken as is; newer nodes are cheaper, so it is an upper bound.
+  - *DRAM*: the profile's ``energy_per_byte_j`` (30-40 pJ/byte). Horowitz's
+    160 pJ/byte is a 45 nm, DDR3-era figure; LPDDR4/5 moves a bit several
+    times more cheaply. Keeping the two equal means a split that places
+    every byte in DRAM gives exactly the energy of no split.
+  - *Storage* (microSD, eMMC, UFS): an **assumption**, read power over
+    sequential read rate, to an order of magnitude: microSD about 0.2 W at
+    45 MB/s (5 nJ/byte), eMMC 0.5 W at 250 MB/s (2 nJ/byte), UFS 2.x 1 W at
+    1 GB/s (1 nJ/byte), UFS 3.1 1 W at 2 GB/s (0.5 nJ/byte).
 * **Training budget** follows :func:`~odtlab.devices.profile.training_budget_rule`.
 """
 
@@ -104,6 +127,18 @@ def builtin_presets() -> dict[str, DeviceProfile]:
     return {p.name: p for p in profiles}
 
 
+_CACHE_J_PER_BYTE = 100e-12 / 8  # horowitz2014energy: 1 MB cache, 64-bit read, 45 nm
+_HOROWITZ_LEVELS = (
+    "horowitz2014energy: 45 nm reads: 8 KB SRAM 32-bit ~5 pJ, 1 MB cache 64-bit ~100 pJ, "
+    "DRAM 32-bit ~640 pJ"
+)
+_LEVEL_NOTES = (
+    _HOROWITZ_LEVELS,
+    "estimate: energy per byte by level: cache 12.5 pJ/byte (Horowitz's 1 MB figure), DRAM = "
+    "energy_per_byte_j; storage read energy is an assumption (power / read rate, see the "
+    "presets module docstring)",
+)
+
 BUILTIN_ALIASES: dict[str, str] = {
     "mcu": "stm32f746",
     "cortex-m7": "stm32f746",
@@ -136,6 +171,7 @@ def _stm32f746() -> DeviceProfile:
         },
         memory_bandwidth_bytes_per_s=clock * 8,  # 64-bit AXI bus to SRAM
         energy_per_byte_j=5e-12,
+        energy_per_byte_by_level_j={"sram": 5e-12, "flash": 50e-12},  # no DRAM
         idle_power_w=0.15,  # ~45 mA at 3.3 V, clocks running, core waiting
         active_power_w=0.33,  # ~100 mA at 3.3 V in Run mode at 216 MHz
         battery_wh=None,  # a development board on USB power
@@ -155,6 +191,9 @@ def _stm32f746() -> DeviceProfile:
             "estimate: energy per MAC calibrated to active power; 5 pJ/byte for on-chip SRAM "
             "(order of magnitude from horowitz2014energy)",
             "estimate: thermal R, C; BLE uplink",
+            _HOROWITZ_LEVELS,
+            "estimate: SRAM 5 pJ/byte by level; flash 50 pJ/byte is an assumption, about 10x "
+            "SRAM (see the presets module docstring)",
         ),
     )
 
@@ -176,6 +215,7 @@ def _rpi4() -> DeviceProfile:
         memory_bandwidth_bytes_per_s=12.8e9,  # LPDDR4-3200, 32-bit bus
         energy_per_byte_j=40e-12,
         idle_power_w=2.7,
+        energy_per_byte_by_level_j={"sram": _CACHE_J_PER_BYTE, "dram": 40e-12, "flash": 5e-9},
         active_power_w=6.4,
         battery_wh=None,
         thermal_resistance_k_per_w=10.0,  # bare board: ~52 °C idle, throttles under load
@@ -193,6 +233,7 @@ def _rpi4() -> DeviceProfile:
             "estimate: idle 2.7 W and full load 6.4 W, the order of published board measurements",
             "estimate: throttled speed 0.6, thermal R and C, Wi-Fi uplink",
             "estimate: energy per MAC calibrated to active power; 40 pJ/byte for LPDDR4 (order of magnitude: horowitz2014energy)",
+            *_LEVEL_NOTES,
         ),
     )
 
@@ -213,6 +254,7 @@ def _phone_mid() -> DeviceProfile:
         },
         memory_bandwidth_bytes_per_s=34.1e9,  # LPDDR4X-4266, 64-bit
         energy_per_byte_j=35e-12,
+        energy_per_byte_by_level_j={"sram": _CACHE_J_PER_BYTE, "dram": 35e-12, "flash": 1e-9},
         idle_power_w=0.8,  # screen on, app waiting
         active_power_w=5.0,
         battery_wh=19.25,  # 5000 mAh at 3.85 V
@@ -229,6 +271,7 @@ def _phone_mid() -> DeviceProfile:
             "estimate: idle 0.8 W, full load 5 W, battery 5000 mAh at 3.85 V",
             "estimate: thermal R, C, throttle 85 °C at half speed; LTE uplink",
             "estimate: energy per MAC calibrated to active power; 35 pJ/byte for LPDDR4X (order of magnitude: horowitz2014energy)",
+            *_LEVEL_NOTES,
         ),
     )
 
@@ -249,6 +292,7 @@ def _phone_flagship() -> DeviceProfile:
         },
         memory_bandwidth_bytes_per_s=51.2e9,  # LPDDR5-6400, 64-bit
         energy_per_byte_j=30e-12,
+        energy_per_byte_by_level_j={"sram": _CACHE_J_PER_BYTE, "dram": 30e-12, "flash": 0.5e-9},
         idle_power_w=1.0,
         active_power_w=8.0,
         battery_wh=17.4,  # 4500 mAh at 3.87 V
@@ -268,6 +312,7 @@ def _phone_flagship() -> DeviceProfile:
             "estimate: idle 1 W, full load 8 W, battery 4500 mAh at 3.87 V",
             "estimate: thermal R, C, throttle 85 °C at half speed; 5G uplink",
             "estimate: energy per MAC calibrated to active power; 30 pJ/byte for LPDDR5 (order of magnitude: horowitz2014energy)",
+            *_LEVEL_NOTES,
         ),
     )
 
@@ -289,6 +334,7 @@ def _jetson_nano() -> DeviceProfile:
         memory_bandwidth_bytes_per_s=25.6e9,  # 64-bit LPDDR4
         energy_per_byte_j=40e-12,
         idle_power_w=1.5,
+        energy_per_byte_by_level_j={"sram": _CACHE_J_PER_BYTE, "dram": 40e-12, "flash": 2e-9},
         active_power_w=10.0,  # the 10 W power mode
         battery_wh=None,
         thermal_resistance_k_per_w=6.5,  # passive heat sink
@@ -304,5 +350,6 @@ def _jetson_nano() -> DeviceProfile:
             "estimate: fp32 and int8 MAC/s (half the fp16 rate; sm_53 has no DP4A)",
             "estimate: idle 1.5 W; thermal R, C, throttle point and speed",
             "estimate: energy per MAC calibrated to the 10 W mode; 40 pJ/byte for LPDDR4 (order of magnitude: horowitz2014energy)",
+            *_LEVEL_NOTES,
         ),
     )

@@ -41,11 +41,14 @@ import yaml
 from odtlab.devices.validation import (
     DTYPES,
     KINDS,
+    LEVELS,
     TRAINING_BUDGET_FRACTION,
+    MemoryLevelError,
     as_float,
     as_int,
     gmacs,
     per_dtype,
+    per_level,
     training_budget_rule,
 )
 from odtlab.units import format_bytes, format_joules, format_rate, format_seconds
@@ -87,7 +90,15 @@ class DeviceProfile:
         Energy of one MAC per data type, in joules, counted for the whole chip
         (not just the multiplier).
     energy_per_byte_j : float
-        Energy to move one byte to or from that memory, in joules.
+        Energy to move one byte to or from that memory, in joules. It prices
+        every byte a workload does not place at a memory level (all bytes,
+        unless the workload gives ``bytes_by_level``).
+    energy_per_byte_by_level_j : dict[str, float]
+        Energy to read or write one byte at each memory level the device has,
+        in joules: some of ``"sram"``, ``"dram"`` and ``"flash"`` (see
+        :data:`LEVELS`). A device without DRAM (an MCU) has no ``"dram"``
+        entry; a profile may leave the dict empty, and then only
+        ``energy_per_byte_j`` is used. Read one with :meth:`energy_per_byte_at`.
     idle_power_w : float
         Power drawn while the device is on but not computing, in watts. The
         simulator charges it for every second a step takes.
@@ -131,6 +142,7 @@ class DeviceProfile:
     memory_bandwidth_bytes_per_s: float
     energy_per_mac_j: dict[str, float]
     energy_per_byte_j: float
+    energy_per_byte_by_level_j: dict[str, float] = field(default_factory=dict)
     idle_power_w: float
     active_power_w: float
     battery_wh: float | None = None
@@ -177,6 +189,16 @@ class DeviceProfile:
             "uplink_bytes_per_s",
         ):
             put(f, as_float(who, f, getattr(self, f), positive=True))
+        levels = per_level(
+            who, "energy_per_byte_by_level_j", self.energy_per_byte_by_level_j, positive=True
+        )
+        for level, size in (("dram", self.dram_bytes), ("flash", self.flash_bytes)):
+            if level in levels and size == 0:
+                raise MemoryLevelError(
+                    f"{who}: energy_per_byte_by_level_j prices {level!r}, but the device has "
+                    f"{level}_bytes=0. Drop the {level!r} entry or give the device {level}."
+                )
+        put("energy_per_byte_by_level_j", levels)
         put("idle_power_w", as_float(who, "idle_power_w", self.idle_power_w, positive=False))
         if self.idle_power_w > self.active_power_w:
             raise ValueError(
@@ -222,6 +244,40 @@ class DeviceProfile:
     def thermal_time_constant_s(self) -> float:
         """``R * C``: after this many seconds 63 % of a temperature step is done."""
         return self.thermal_resistance_k_per_w * self.thermal_capacitance_j_per_k
+
+    def energy_per_byte_at(self, level: str) -> float:
+        """Energy to read or write one byte at a memory level, in joules.
+
+        Parameters
+        ----------
+        level : str
+            ``"sram"``, ``"dram"`` or ``"flash"``.
+
+        Raises
+        ------
+        MemoryLevelError
+            For a name that is not a level, or a level this device does not
+            price (an MCU has no DRAM); the message lists the levels it has.
+
+        Examples
+        --------
+        >>> from odtlab import devices
+        >>> devices.get("mcu").energy_per_byte_at("sram")     # 5 pJ per byte
+        5e-12
+        """
+        if level not in LEVELS:
+            raise MemoryLevelError(
+                f"{level!r} is not a memory level; the levels are "
+                f"{', '.join(repr(x) for x in LEVELS)}."
+            )
+        if level not in self.energy_per_byte_by_level_j:
+            have = list(self.energy_per_byte_by_level_j) or "none"
+            raise MemoryLevelError(
+                f"Device {self.name!r} gives no energy per byte for {level!r} (levels it "
+                f"prices: {have}). Place those bytes at a level it has, or add "
+                f"{level!r} to its energy_per_byte_by_level_j."
+            )
+        return self.energy_per_byte_by_level_j[level]
 
     # ------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:

@@ -12,7 +12,9 @@ It is a model, not a measurement. Its assumptions, stated once:
    a few steps there and scale ``macs_per_second`` by measured/predicted.
 2. **Energy.** A step costs ``macs * energy_per_mac[dtype] + bytes *
    energy_per_byte`` joules of dynamic energy, plus ``idle_power_w`` for every
-   second it lasts. Throttling stretches the step, so it adds idle energy
+   second it lasts. When the workload gives ``bytes_by_level``, each byte
+   costs the energy of the memory level it comes from instead
+   (:func:`~odtlab.devices.energy.energy_by_level`). Throttling stretches the step, so it adds idle energy
    but leaves the dynamic energy unchanged (a real DVFS governor would also
    lower the voltage; we ignore that).
 3. **Battery.** ``battery %`` is energy over capacity (1 Wh = 3600 J); no
@@ -40,6 +42,7 @@ import math
 
 import numpy as np
 
+from odtlab.devices.energy import dynamic_energy_j
 from odtlab.devices.fit import check_fit, verdict
 from odtlab.devices.profile import DeviceProfile
 from odtlab.devices.registry import get
@@ -113,10 +116,7 @@ def simulate(
     compute_s = workload.macs_per_step / profile.macs_per_second[workload.dtype]
     memory_s = workload.bytes_moved_per_step / profile.memory_bandwidth_bytes_per_s
     base_s = max(compute_s, memory_s)
-    dynamic_j = (
-        workload.macs_per_step * profile.energy_per_mac_j[workload.dtype]
-        + workload.bytes_moved_per_step * profile.energy_per_byte_j
-    )
+    dynamic_j = dynamic_energy_j(workload, profile)  # by memory level if the workload says
     n = workload.steps
 
     if not thermal:

@@ -11,7 +11,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from odtlab.errors import OdtlabError
+
 __all__ = [
+    "LEVELS",
+    "MemoryLevelError",
+    "per_level",
     "DTYPES",
     "KINDS",
     "TRAINING_BUDGET_FRACTION",
@@ -24,6 +29,59 @@ __all__ = [
 
 DTYPES: tuple[str, ...] = ("fp32", "fp16", "int8")
 """Data types every profile gives a throughput and an energy for."""
+
+LEVELS: tuple[str, ...] = ("sram", "dram", "flash")
+"""Memory levels a byte can come from: on-chip SRAM, off-chip DRAM, flash or storage."""
+
+
+class MemoryLevelError(OdtlabError, ValueError):
+    """A memory level, or a figure given for one, that cannot be used.
+
+    Raised for a level name that is not one of :data:`LEVELS`, a negative,
+    infinite or NaN number of bytes or joules, a level the device does not
+    have (an MCU has no DRAM), or a split of bytes larger than the bytes a
+    step moves. The message names the allowed levels.
+    """
+
+
+def per_level(who: str, name: str, value: Any, *, positive: bool) -> dict[str, float]:
+    """Check a ``{level: number}`` mapping whose keys are some of :data:`LEVELS`.
+
+    ``positive`` demands every number > 0 (energies); otherwise >= 0 (bytes).
+    Returns the mapping as plain floats, in the order of :data:`LEVELS`.
+
+    >>> per_level("me", "bytes", {"flash": 2, "sram": 1}, positive=False)
+    {'sram': 1.0, 'flash': 2.0}
+    """
+    allowed = ", ".join(repr(level) for level in LEVELS)
+    if not isinstance(value, Mapping):
+        raise MemoryLevelError(
+            f"{who}: {name} must map memory levels ({allowed}) to numbers, got {value!r}."
+        )
+    unknown = [k for k in value if k not in LEVELS]
+    if unknown:
+        raise MemoryLevelError(
+            f"{who}: {name} has unknown memory level(s) {unknown}; the levels are {allowed}. "
+            "Rename the key to one of them."
+        )
+    out: dict[str, float] = {}
+    for level in LEVELS:
+        if level not in value:
+            continue
+        x = value[level]
+        try:  # YAML reads 5e-12 (no dot) as text
+            number = math.nan if isinstance(x, bool) else float(x)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0 or (positive and number == 0):
+            need = "> 0" if positive else ">= 0"
+            raise MemoryLevelError(
+                f"{who}: {name}[{level!r}] must be a finite number {need}, got {x!r} "
+                f"(levels: {allowed})."
+            )
+        out[level] = number
+    return out
+
 
 KINDS: tuple[str, ...] = ("mcu", "sbc", "phone", "edge-gpu")
 """Kinds of device: microcontroller, single-board computer, phone, edge GPU board."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtlab.devices.profile import DTYPES
+from odtlab.devices.validation import MemoryLevelError, per_level
 from odtlab.units import MEMORY_CATEGORIES
 
 __all__ = ["Workload", "estimate_bytes_moved"]
@@ -53,6 +54,14 @@ class Workload:
     breakdown : Mapping[str, int] or None
         Memory at the peak by category (``weights``, ``gradients``,
         ``optimizer``, ``activations``), in bytes; used to explain a misfit.
+    bytes_by_level : Mapping[str, float] or None
+        Where the bytes of one step come from: bytes per memory level
+        (``"sram"``, ``"dram"``, ``"flash"``; see
+        :func:`~odtlab.devices.energy.bytes_by_level`). Their sum may not
+        exceed ``bytes_moved_per_step``; bytes not placed are charged the
+        device's ``energy_per_byte_j``. ``None`` (the default): no split,
+        every byte costs ``energy_per_byte_j``, as before levels existed.
+        The split changes energy only, never time.
     """
 
     flops_per_step: float
@@ -61,6 +70,7 @@ class Workload:
     steps: int = 1
     dtype: str = "fp32"
     breakdown: Mapping[str, int] | None = field(default=None, compare=False)
+    bytes_by_level: Mapping[str, float] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("flops_per_step", "bytes_moved_per_step"):
@@ -86,9 +96,7 @@ class Workload:
             or peak < 0
             or peak != int(peak)
         ):
-            raise ValueError(
-                f"Workload: peak_bytes must be a whole number >= 0, got {peak!r}."
-            )
+            raise ValueError(f"Workload: peak_bytes must be a whole number >= 0, got {peak!r}.")
         object.__setattr__(self, "peak_bytes", int(peak))
         steps = self.steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -99,6 +107,16 @@ class Workload:
             object.__setattr__(
                 self, "breakdown", {str(k): int(v) for k, v in self.breakdown.items()}
             )
+        if self.bytes_by_level is not None:
+            split = per_level("Workload", "bytes_by_level", self.bytes_by_level, positive=False)
+            placed = sum(split.values())
+            if placed > self.bytes_moved_per_step * (1 + 1e-9):
+                raise MemoryLevelError(
+                    f"Workload: bytes_by_level places {placed:.6g} bytes, more than "
+                    f"bytes_moved_per_step ({self.bytes_moved_per_step:.6g}). The levels split "
+                    "the bytes a step moves; set bytes_moved_per_step=sum(bytes_by_level.values())."
+                )
+            object.__setattr__(self, "bytes_by_level", split)
 
     @property
     def macs_per_step(self) -> float:
@@ -126,6 +144,7 @@ class Workload:
         bytes_moved_per_step: float,
         steps: int = 1,
         dtype: str = "fp32",
+        bytes_by_level: Mapping[str, float] | None = None,
     ) -> Workload:
         """Build a workload from a memory report (anything with a ``.totals`` mapping).
 
@@ -145,9 +164,8 @@ class Workload:
             steps=steps,
             dtype=dtype,
             breakdown=breakdown_from_totals(totals),
+            bytes_by_level=bytes_by_level,
         )
-
-
 
 
 def breakdown_from_totals(totals: Mapping[str, Any]) -> dict[str, int]:
