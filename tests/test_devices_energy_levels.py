@@ -230,3 +230,14 @@ def test_a_level_the_device_lacks_is_named_with_the_levels_it_has():
         devices.bytes_by_level({"activations": -1}, "mcu")
     with pytest.raises(ValueError, match="exceeds param_bytes"):
         devices.bytes_moved_by_category(10, 0, trainable_param_bytes=20)
+
+
+def test_a_daily_job_keeps_the_split():
+    mcu = devices.get("mcu")
+    plain = devices.Workload(flops_per_step=2e6, bytes_moved_per_step=3e5, peak_bytes=0)
+    split = devices.Workload(
+        flops_per_step=2e6, bytes_moved_per_step=3e5, peak_bytes=0, bytes_by_level={"flash": 3e5}
+    )
+    job = devices.DailyJob.from_workload(split, mcu, steps_per_day=10)
+    assert job.step_dynamic_j == pytest.approx(devices.dynamic_energy_j(split, mcu), rel=1e-9)
+    assert job.step_dynamic_j > devices.DailyJob.from_workload(plain, mcu, 10).step_dynamic_j

@@ -384,7 +384,10 @@ class DeviceProfile:
             f"({share:.0%} of {pool})",
             f"  compute    {macs}",
             f"  bandwidth  {format_rate(self.memory_bandwidth_bytes_per_s, 'B/s')}",
-            f"  energy     {energy}; {format_joules(self.energy_per_byte_j)}/byte",
+            f"  energy     {energy}; {format_joules(self.energy_per_byte_j)}/byte"
+            + "".join(
+                f", {k} {format_joules(v)}/byte" for k, v in self.energy_per_byte_by_level_j.items()
+            ),
             f"  power      idle {self.idle_power_w:.3g} W, active {self.active_power_w:.3g} W",
             f"  battery    {battery}",
             f"  thermal    {self.thermal_resistance_k_per_w:g} K/W, "

@@ -158,7 +158,8 @@ class DailyJob:
         """Price one step of ``workload`` on ``device`` with :func:`simulate` (full speed)."""
         profile = get(device)
         one = Workload(workload.flops_per_step, workload.bytes_moved_per_step,
-                       workload.peak_bytes, 1, workload.dtype)  # fmt: skip
+                       workload.peak_bytes, 1, workload.dtype,
+                       bytes_by_level=workload.bytes_by_level)  # fmt: skip
         sim = simulate(one, profile, thermal=False, check_memory=False)
         step_s = sim.total_time_s
         return cls(step_s, sim.total_energy_j - profile.idle_power_w * step_s, int(steps_per_day))
