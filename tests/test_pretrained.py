@@ -31,7 +31,7 @@ def backbone():
 
 
 def test_shipped_files_are_small_and_described(info):
-    assert available_pretrained() == ["mbv2-shapes"]
+    assert available_pretrained() == ["kt-gru", "kt-mlp", "mbv2-shapes"]
     size = len(WEIGHTS.joinpath("mbv2-shapes.pt").read_bytes())
     assert size < 2 * 1024 * 1024 and size == info["file_bytes"]
     assert info["architecture"] == {"num_classes": 10, "width_mult": 0.35, "in_channels": 3,

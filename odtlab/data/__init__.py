@@ -40,6 +40,8 @@ from odtlab.data.partition import label_skew, partition, split_by_user
 from odtlab.data.sensor_features import SensorFeatures
 from odtlab.data.sensors import SensorActivity
 from odtlab.data.shapes import SyntheticShapes, train_test
+from odtlab.data.students import TOPICS, Student, StudentLog, make_students, p_correct, simulate_students
+from odtlab.data.tracing import TracingData, tracing_features, tracing_sequences
 from odtlab.data.tools import as_tensors, class_counts, loader
 
 __all__ = [
@@ -53,6 +55,16 @@ __all__ = [
     "domain",
     "available_domains",
     "ArrayDataset",
+    # simulated students for the capstone tutor (chapter 9)
+    "simulate_students",
+    "make_students",
+    "Student",
+    "StudentLog",
+    "TOPICS",
+    "p_correct",
+    "tracing_features",
+    "tracing_sequences",
+    "TracingData",
     # your own files, read offline
     "mnist",
     "cifar10",

@@ -49,6 +49,7 @@ from odtlab.models.proxyless import (
     proxylessnas_mobile,
 )
 from odtlab.models.resnet import Bottleneck, ResNet, resnet50
+from odtlab.models.tracing import TracingGRU, tracing_gru, tracing_mlp
 from odtlab.models.transformer import Attention, TinyTransformer, TransformerBlock, tiny_transformer
 from odtlab.models.zoo import ZOO, available, build, count_parameters, example_batch
 
@@ -67,6 +68,9 @@ __all__ = [
     "proxylessnas_mobile",
     "tiny_transformer",
     "resnet50",
+    "tracing_mlp",
+    "tracing_gru",
+    "TracingGRU",
     "pretrained",
     "pretrained_info",
     "available_pretrained",

@@ -5,12 +5,18 @@ name                what                                              file
 ==================  ================================================  =========
 ``"mbv2-shapes"``   MobileNetV2-0.35, 10 classes, 32x32 RGB, trained  0.9 MB
                     on the ``"source"`` SyntheticShapes domain
+``"kt-mlp"``        the capstone tutor's population model: a          22 KB
+                    knowledge-tracing MLP (64-64) on context features
+                    of 300 simulated students
+``"kt-gru"``        the same population, a GRU (64) over the last 16   61 KB
+                    interactions
 ==================  ================================================  =========
 
 Each backbone is two package-data files in ``odtlab/models/weights/``: the
 state dict ``NAME.pt`` (float16 to stay small; loaded back as float32) and
 ``NAME.json``: builder arguments, data settings, seed, held-out accuracy,
-torch version and date. ``scripts/pretrain.py`` made them.
+torch version and date. ``scripts/pretrain.py`` made the backbone and
+``scripts/pretrain_tutor.py`` the tutor's models.
 
 Examples
 --------
@@ -35,10 +41,14 @@ from torch import nn
 from odtlab.errors import UnknownModel
 from odtlab.models.mcunet import mcunet
 from odtlab.models.mobilenetv2 import mobilenetv2
+from odtlab.models.tracing import tracing_gru, tracing_mlp
 
 __all__ = ["pretrained", "pretrained_info", "available_pretrained"]
 
-_BUILDERS = {"odtlab.models.mobilenetv2": mobilenetv2, "odtlab.models.mcunet": mcunet}
+_BUILDERS = {
+    "odtlab.models.mobilenetv2": mobilenetv2, "odtlab.models.mcunet": mcunet,
+    "odtlab.models.tracing_mlp": tracing_mlp, "odtlab.models.tracing_gru": tracing_gru,
+}  # fmt: skip
 
 
 def _weights_dir() -> Any:
