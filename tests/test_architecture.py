@@ -19,6 +19,7 @@ PACKAGE = ROOT / "odtlab"
 FLOORS = {
     "errors": 0, "units": 0, "parallel": 0, "viz": 0, "devices": 1, "data": 1, "models": 1, "memory": 2,
     "recipes": 2, "train": 3, "search": 4, "fl": 4, "cl": 4, "export": 4, "papers": 5, "grading": 5,
+    "tutor": 5,
     "widgets": 6, "cli": 6,
 }  # fmt: skip
 

@@ -1,0 +1,13 @@
+"""odtlab.tutor: the capstone, a tutor app that learns each student on the student's phone.
+
+Chapter 9 puts the course together: simulated students
+(:func:`odtlab.data.simulate_students`) answer questions, a small
+knowledge-tracing model (:func:`odtlab.models.tracing_mlp`) predicts the next
+answer, and each phone fine-tunes its copy on its own student's answers,
+day by day, with the recipes of chapters 2-4, the replay of chapter 8 and
+the training windows of chapter 5.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
