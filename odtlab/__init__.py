@@ -23,6 +23,7 @@ from odtlab import (
     recipes,
     search,
     train,
+    tutor,
     viz,
     widgets,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "fl",
     "cl",
     "export",
+    "tutor",
     "grading",
     "viz",
     "widgets",

@@ -60,7 +60,9 @@ def _train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def main(out: Path) -> None:
-    population = simulate_students(POPULATION["n"], days=POPULATION["days"], seed=POPULATION["seed"])
+    population = simulate_students(
+        POPULATION["n"], days=POPULATION["days"], seed=POPULATION["seed"]
+    )
     held_out = simulate_students(HELD_OUT["n"], days=HELD_OUT["days"], seed=HELD_OUT["seed"])
     kinds = {
         "kt-mlp": ("odtlab.models.tracing_mlp", tracing_features, {}, "in_features"),

@@ -40,9 +40,16 @@ from odtlab.data.partition import label_skew, partition, split_by_user
 from odtlab.data.sensor_features import SensorFeatures
 from odtlab.data.sensors import SensorActivity
 from odtlab.data.shapes import SyntheticShapes, train_test
-from odtlab.data.students import TOPICS, Student, StudentLog, make_students, p_correct, simulate_students
-from odtlab.data.tracing import TracingData, tracing_features, tracing_sequences
+from odtlab.data.students import (
+    TOPICS,
+    Student,
+    StudentLog,
+    make_students,
+    p_correct,
+    simulate_students,
+)
 from odtlab.data.tools import as_tensors, class_counts, loader
+from odtlab.data.tracing import TracingData, tracing_features, tracing_sequences
 
 __all__ = [
     # the data sets: generated or shipped, never downloaded

@@ -60,7 +60,17 @@ __all__ = [
 
 #: The default topics: arithmetic a primary-school tutor drills.
 TOPICS = ("addition", "subtraction", "multiplication", "division", "fractions")
-_COLUMNS = ("student", "day", "time", "topic", "difficulty", "correct", "response_s", "gap", "chance")
+_COLUMNS = (
+    "student",
+    "day",
+    "time",
+    "topic",
+    "difficulty",
+    "correct",
+    "response_s",
+    "gap",
+    "chance",
+)
 _INTEGER = ("student", "day", "topic")
 
 
@@ -300,7 +310,9 @@ def simulate_students(
         gain = np.zeros(len(topics))
         half = np.full(len(topics), st.half_life_days)
         last = np.full(len(topics), -np.inf)
-        mine = {c: np.zeros(size, dtype=np.int64 if c in _INTEGER else np.float64) for c in _COLUMNS}
+        mine = {
+            c: np.zeros(size, dtype=np.int64 if c in _INTEGER else np.float64) for c in _COLUMNS
+        }
         n = 0
         for day in range(days):
             if rng.random() < st.sessions_per_week / 7.0:
@@ -316,11 +328,13 @@ def simulate_students(
                     gap = now - last[t]
                     kept = 2.0 ** (-gap / half[t]) if np.isfinite(gap) else 1.0
                     b = base[t] + rng.normal(0.0, 1.0)
-                    chance = p_correct(st.prior[t] + gain[t] * kept, b, st.guess, st.slip,
-                                       st.discrimination)
+                    chance = p_correct(
+                        st.prior[t] + gain[t] * kept, b, st.guess, st.slip, st.discrimination
+                    )
                     ok = rng.random() < chance
                     seconds = st.speed_s * np.exp(rng.normal(0.0, 0.3)) * (1.0 if ok else 1.4)
-                    for c, v in zip(_COLUMNS, (st.student_id, day, now, t, b, ok, seconds, gap, chance)):
+                    values = (st.student_id, day, now, t, b, ok, seconds, gap, chance)
+                    for c, v in zip(_COLUMNS, values, strict=True):
                         mine[c][n] = v
                     n += 1
                     if np.isfinite(gap):
@@ -329,7 +343,9 @@ def simulate_students(
                     last[t] = now
                     now += rng.uniform(0.5, 1.0) / 1440.0
             left = gain * np.where(np.isfinite(last), 2.0 ** (-(day + 1.0 - last) / half), 0.0)
-            durable = [st.recall(t, left[t], half[t], retention, base[t]) for t in range(len(topics))]
+            durable = [
+                st.recall(t, left[t], half[t], retention, base[t]) for t in range(len(topics))
+            ]
             if np.isnan(mastered[i]) and min(durable) >= mastery:
                 mastered[i] = day
         parts.append({c: v[:n] for c, v in mine.items()})

@@ -172,11 +172,13 @@ def tracing_sequences(log: StudentLog, *, length: int = 16) -> TracingData:
     for i in range(len(log)):
         if i > 0 and log.student[i] != log.student[i - 1]:
             start = i
-        past = steps[max(start, i - length):i]
-        out[i, length - len(past):length] = past
+        past = steps[max(start, i - length) : i]
+        out[i, length - len(past) : length] = past
         out[i, length] = steps[i]
         out[i, length, k] = 0.0  # the answer is what we predict
         out[i, length, k + 3] = 1.0
-    names = tuple([f"topic={t}" for t in log.topics] + ["right", "log days since", "difficulty", "query"])
+    names = tuple(
+        [f"topic={t}" for t in log.topics] + ["right", "log days since", "difficulty", "query"]
+    )
     return TracingData(torch.from_numpy(out), torch.as_tensor(log.correct, dtype=torch.int64),
                        log.student.copy(), log.day.copy(), names)  # fmt: skip

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from odtlab.data import ArrayDataset
 
 __all__ = ["accuracy", "eval_mode"]
 
@@ -66,11 +69,17 @@ def accuracy(
         first = next(model.parameters(), None)
         host_device = first.device if first is not None else torch.device("cpu")
     correct, total = 0, 0
-    with eval_mode(model), torch.no_grad():
+    batches: Any
+    if isinstance(data, ArrayDataset) and type(data).__getitem__ is ArrayDataset.__getitem__:
+        # tensors already in memory: slice them (a DataLoader would stack one example at a time)
+        batches = ((data.x[i : i + batch_size], data.y[i : i + batch_size])
+                   for i in range(0, len(data), batch_size))  # fmt: skip
+    else:
         # a private generator, or the DataLoader draws a seed from torch's global RNG
         batches = DataLoader(
             data, batch_size=batch_size, shuffle=False, generator=torch.Generator()
         )
+    with eval_mode(model), torch.no_grad():
         for x, y in batches:
             logits = model(x.to(host_device))
             correct += int((logits.argmax(dim=-1).cpu() == y).sum())

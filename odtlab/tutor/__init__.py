@@ -10,4 +10,25 @@ the training windows of chapter 5.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from odtlab.tutor.metrics import auc, calibration_error, predict_right, reliability
+from odtlab.tutor.personalize import (
+    Cohort,
+    InvalidCohort,
+    TutorReport,
+    make_cohort,
+    personalize,
+    training_days,
+)
+
+__all__ = [
+    "make_cohort",
+    "Cohort",
+    "personalize",
+    "TutorReport",
+    "training_days",
+    "auc",
+    "calibration_error",
+    "reliability",
+    "predict_right",
+    "InvalidCohort",
+]

@@ -19,6 +19,7 @@ from odtlab.viz.memory import plot_breakdown, plot_budget, plot_timeline
 from odtlab.viz.search import plot_contributions
 from odtlab.viz.style import CATEGORY_COLORS, new_axes
 from odtlab.viz.training import pareto_front, plot_comparison, plot_protocol, plot_training
+from odtlab.viz.tutor import plot_personal_auc, plot_reliability, plot_students
 from odtlab.viz.usage import plot_usage
 
 __all__ = [
@@ -40,4 +41,7 @@ __all__ = [
     "CATEGORY_COLORS",
     "new_axes",
     "plot_usage",
+    "plot_students",
+    "plot_personal_auc",
+    "plot_reliability",
 ]
