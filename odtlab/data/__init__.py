@@ -49,7 +49,12 @@ from odtlab.data.students import (
     simulate_students,
 )
 from odtlab.data.tools import as_tensors, class_counts, loader
-from odtlab.data.tracing import TracingData, tracing_features, tracing_sequences
+from odtlab.data.tracing import (
+    TracingData,
+    next_question_features,
+    tracing_features,
+    tracing_sequences,
+)
 
 __all__ = [
     # the data sets: generated or shipped, never downloaded
@@ -71,6 +76,7 @@ __all__ = [
     "p_correct",
     "tracing_features",
     "tracing_sequences",
+    "next_question_features",
     "TracingData",
     # your own files, read offline
     "mnist",

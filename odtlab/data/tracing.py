@@ -38,6 +38,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +49,9 @@ from odtlab.data.base import ArrayDataset
 from odtlab.data.errors import InvalidDataArgument
 from odtlab.data.students import StudentLog
 
-__all__ = ["TracingData", "tracing_features", "tracing_sequences", "MAX_GAP_DAYS"]
+__all__ = [
+    "TracingData", "tracing_features", "tracing_sequences", "next_question_features", "MAX_GAP_DAYS",
+]  # fmt: skip
 
 #: Gaps longer than this (and "never practised") are clipped to it, in days.
 MAX_GAP_DAYS = 30.0
@@ -111,15 +114,14 @@ class TracingData:
 
 
 _HISTORY = ("share right (topic)", "last right (topic)", "share right (all)", "log attempts (all)")
+_NAMES = ("log attempts (topic)", _HISTORY[0], _HISTORY[1], "log days since (topic)", _HISTORY[2],
+          _HISTORY[3], "difficulty")  # fmt: skip
 
 
 def _walk(log: StudentLog) -> tuple[np.ndarray, list[str]]:
     """Flat features of every row, from each student's own earlier rows."""
     k = len(log.topics)
-    names = [f"topic={t}" for t in log.topics] + [
-        "log attempts (topic)", _HISTORY[0], _HISTORY[1],
-        "log days since (topic)", _HISTORY[2], _HISTORY[3], "difficulty",
-    ]  # fmt: skip
+    names = [f"topic={t}" for t in log.topics] + list(_NAMES)
     out = np.zeros((len(log), len(names)), dtype=np.float32)
     state: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for i in range(len(log)):
@@ -182,3 +184,48 @@ def tracing_sequences(log: StudentLog, *, length: int = 16) -> TracingData:
     )
     return TracingData(torch.from_numpy(out), torch.as_tensor(log.correct, dtype=torch.int64),
                        log.student.copy(), log.day.copy(), names)  # fmt: skip
+
+
+def next_question_features(history: StudentLog, topic: int | Sequence[int], *, time: float,
+                           difficulty: float = 0.0, history_features: bool = False) -> torch.Tensor:  # fmt: skip
+    """The :func:`tracing_features` rows of questions on ``topic`` asked at ``time`` (days).
+
+    ``history`` holds one student's earlier answers (as a policy receives
+    them). A tutor asks its model about every topic this way, before choosing
+    what to practise next. One topic gives one row ``(F,)``; a sequence of
+    topics gives ``(len(topic), F)``.
+
+    Examples
+    --------
+    >>> from odtlab.data.students import simulate_students
+    >>> log = simulate_students(1, days=2, seed=0)
+    >>> next_question_features(log, 0, time=2.5).shape == (len(log.topics) + 3,)
+    True
+    >>> tuple(next_question_features(log, range(5), time=2.5).shape)
+    (5, 8)
+    """
+    k = len(history.topics)
+    asked = np.atleast_1d(np.asarray(topic, dtype=np.int64))
+    if asked.size == 0 or asked.min() < 0 or asked.max() >= k:
+        raise InvalidDataArgument(
+            f"next_question_features: topics must be in 0..{k - 1}, got {topic!r}"
+        )
+    tries = np.bincount(history.topic, minlength=k).astype(np.float64)
+    right = np.bincount(history.topic, weights=history.correct, minlength=k)
+    last_at = np.full(k, -1)
+    np.maximum.at(last_at, history.topic, np.arange(len(history)))
+    seen = last_at >= 0
+    last = np.where(seen, history.correct[np.maximum(last_at, 0)] if len(history) else 0.5, 0.5)
+    gap = np.where(
+        seen, time - (history.time[np.maximum(last_at, 0)] if len(history) else 0.0), np.inf
+    )
+    n, c = float(len(history)), float(history.correct.sum())
+    rows = np.zeros((len(asked), k + len(_NAMES)), dtype=np.float32)
+    rows[np.arange(len(asked)), asked] = 1.0
+    for j, t in enumerate(asked):
+        rows[j, k:] = (math.log1p(tries[t]), (right[t] + 1) / (tries[t] + 2), last[t],
+                       _log_gap(float(gap[t])), (c + 1) / (n + 2), math.log1p(n), difficulty)  # fmt: skip
+    names = [f"topic={t}" for t in history.topics] + list(_NAMES)
+    keep = [i for i, name in enumerate(names) if history_features or name not in _HISTORY]
+    out = torch.from_numpy(rows[:, keep])
+    return out[0] if np.ndim(topic) == 0 else out

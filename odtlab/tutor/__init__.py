@@ -19,6 +19,7 @@ from odtlab.tutor.personalize import (
     personalize,
     training_days,
 )
+from odtlab.tutor.policy import MasteryResult, RecallPolicy, time_to_mastery
 
 __all__ = [
     "make_cohort",
@@ -26,6 +27,9 @@ __all__ = [
     "personalize",
     "TutorReport",
     "training_days",
+    "RecallPolicy",
+    "time_to_mastery",
+    "MasteryResult",
     "auc",
     "calibration_error",
     "reliability",
