@@ -64,7 +64,9 @@ def test_forgetting_follows_the_half_life_between_sessions():
     first = np.flatnonzero(np.diff(log.day) > 0) + 1  # first question of each later session
     assert len(first) >= 8
     for i in first:
-        gain_before = theta[i - 1] - st.prior[0] + st.learn_rate  # what was learned by the last answer
+        gain_before = (
+            theta[i - 1] - st.prior[0] + st.learn_rate
+        )  # what was learned by the last answer
         expected = st.prior[0] + gain_before * 2.0 ** (-log.gap[i] / st.half_life_days)
         assert theta[i] == pytest.approx(expected, abs=1e-6)
     assert (theta[first] < theta[first - 1]).all()  # every night forgets something

@@ -4,6 +4,7 @@ every reported fit against odtlab's own measurement, and the next-topic policy."
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from odtlab.tutor import InvalidCohort, auc, calibration_error, reliability
 
 @pytest.fixture(scope="module")
 def cohort() -> odt.tutor.Cohort:
-    return odt.tutor.make_cohort(14, days=21, test_days=6, seed=1)
+    return odt.tutor.make_cohort(14, days=28, test_days=7, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +64,13 @@ def test_personalization_raises_mean_auc_on_held_out_days(cohort, population):
     recipe = R.Recipe(R.BiasOnly(), R.Adam(lr=1e-2))
     report = odt.tutor.personalize(population, cohort, recipe, "phone-mid", epochs=3)
     assert [r["student"] for r in report.rows] == cohort.students
-    assert report.gain > 0.01, str(report)
+    assert report.gain > 0.02, str(report)  # measured: 0.575 -> 0.621
     assert sum(r["auc_after"] > r["auc_before"] for r in report.rows) > len(report.rows) / 2
     assert report.mean("ece_after") < report.mean("ece_before")
     # the population model is untouched
-    again = odt.tutor.personalize(population, cohort, recipe, None, epochs=1, students=[cohort.students[0]])
+    again = odt.tutor.personalize(
+        population, cohort, recipe, None, epochs=1, students=[cohort.students[0]]
+    )
     assert again.rows[0]["auc_before"] == report.rows[0]["auc_before"]
 
 
@@ -75,13 +78,17 @@ def test_personalization_raises_mean_auc_on_held_out_days(cohort, population):
 def test_every_reported_fit_is_odtlabs_measurement(cohort, population, device):
     profile = odt.devices.get("stm32f746")
     if device == "tiny":  # a microcontroller with 64 KB of SRAM: full fine-tuning cannot fit
-        profile = dataclasses.replace(profile, name="tiny-mcu", sram_bytes=64 * 1024)
+        profile = dataclasses.replace(
+            profile, name="tiny-mcu", sram_bytes=64 * 1024, training_memory_bytes=52 * 1024
+        )
     else:
         profile = odt.devices.get(device)
     student = cohort.students[0]
     for part in (R.BiasOnly(), R.Full()):
         recipe = R.Recipe(part, R.Adam(lr=1e-2))
-        report = odt.tutor.personalize(population, cohort, recipe, profile, epochs=1, students=[student])
+        report = odt.tutor.personalize(
+            population, cohort, recipe, profile, epochs=1, students=[student]
+        )
         rows = cohort.data.dataset(cohort.data.mask(students=[student], days=cohort.train_days))
         x, y = rows.x[:32], rows.y[:32]  # one step: 16 new answers and 16 replayed
         net = odt.models.pretrained("kt-mlp").train()
@@ -94,20 +101,29 @@ def test_every_reported_fit_is_odtlabs_measurement(cohort, population, device):
 
 
 def test_answers_wait_for_a_training_window():
-    plan = odt.tutor.training_days([False, True, False, False, True, True, False], range(0, 13), until=13)
+    done_at = [23.0, float("nan"), 2.0, float("nan"), float("nan"), 20.0, 9.0]
+    answered = {d: d + 0.4 + 0.05 * (d % 4) for d in range(13)}  # sessions between 09:36 and 14:24
+    plan = odt.tutor.training_days(done_at, answered, until=13)
     trained = [d for days in plan.values() for d in days]
     assert trained == sorted(set(trained))  # each day's answers are trained at most once
     for day, data_days in plan.items():
-        assert [False, True, False, False, True, True, False][day % 7]
-        assert max(data_days) <= day  # never before the answers exist
+        ready = day + done_at[day % 7] / 24
+        assert all(answered[d] <= ready for d in data_days)  # never before the answers exist
+        for d in data_days:  # and at the first window after them
+            assert all(math.isnan(done_at[w % 7]) or w + done_at[w % 7] / 24 < answered[d]
+                       for w in range(int(answered[d]), day))  # fmt: skip
+    assert 13 not in trained  # day 13 (a Sunday) finds no window before the end
 
 
-def test_scheduled_training_trains_only_on_days_with_a_window(cohort, population):
+def test_scheduled_training_waits_for_windows(cohort, population):
     recipe = R.Recipe(R.LastLayer(), R.Adam(lr=1e-2))
     free = odt.tutor.personalize(population, cohort, recipe, "phone-mid", epochs=1)
-    windowed = odt.tutor.personalize(population, cohort, recipe, "phone-mid", epochs=1, user_type="heavy")
-    assert sum(r["training_days"] for r in windowed.rows) < sum(r["training_days"] for r in free.rows)
-    assert all(w["answers_trained"] <= f["answers_trained"] for w, f in zip(windowed.rows, free.rows))
+    windowed = odt.tutor.personalize(
+        population, cohort, recipe, "phone-mid", epochs=1, user_type="student"
+    )
+    pairs = list(zip(windowed.rows, free.rows, strict=True))
+    assert all(w["answers_trained"] <= f["answers_trained"] for w, f in pairs)
+    assert any(w["answers_trained"] < f["answers_trained"] for w, f in pairs)  # the last day waits
 
 
 def test_bad_cohorts_and_windows_get_clear_errors(cohort, population):

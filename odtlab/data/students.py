@@ -52,6 +52,7 @@ import numpy as np
 
 from odtlab.data._checks import check_float, check_int
 from odtlab.data.errors import InvalidDataArgument
+from odtlab.viz import plot_students
 
 __all__ = [
     "TOPICS", "Student", "StudentLog", "make_students", "simulate_students",
@@ -221,8 +222,6 @@ class StudentLog:
 
     def plot(self, students: Sequence[int] = (0, 1, 2), ax: Any = None) -> Any:
         """Running share of right answers per topic for a few students (:func:`odtlab.viz.plot_students`)."""
-        from odtlab.viz import plot_students
-
         return plot_students(self, students, ax=ax)
 
 

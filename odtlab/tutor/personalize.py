@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ from odtlab.errors import OdtlabError
 from odtlab.recipes import Recipe
 from odtlab.train import Trainer
 from odtlab.tutor.metrics import auc, calibration_error, predict_right
+from odtlab.viz import plot_personal_auc
 
 __all__ = ["Cohort", "make_cohort", "personalize", "TutorReport", "training_days", "InvalidCohort"]
 
@@ -111,32 +112,45 @@ def make_cohort(n_students: int, *, days: int = 28, test_days: int = 7, seed: in
     )
 
 
-def training_days(
-    done: Sequence[bool], days: Sequence[int], until: int | None = None
-) -> dict[int, list[int]]:
-    """Which data each training day trains on: day ``d``'s answers wait for the next day with a window.
+def training_days(done_at: Sequence[float], answered: Mapping[int, float],
+                  until: int) -> dict[int, list[int]]:  # fmt: skip
+    """When each day's answers get trained on: at the first completed training window after them.
 
-    ``done[k]`` says whether the phone could train on day ``k`` (trace days
-    repeat with the trace: ``done[d % len(done)]``). Days run up to ``until``
-    (default: the last day with data). Returns ``{training day: [days of
-    data]}``; data that finds no window by then is never trained on.
+    Parameters
+    ----------
+    done_at : sequence of float
+        ``done_at[k]``: the hour (0-24) at which day ``k``'s training job
+        completes in the phone's usage trace, ``nan`` when it does not; the
+        trace repeats (``done_at[day % len(done_at)]``).
+    answered : mapping of int to float
+        ``{day: time of that day's last answer}``, times in days (12:00 on
+        day 3 is 3.5).
+    until : int
+        The last day the phone may train; answers that find no window by
+        then are never trained on.
+
+    Returns
+    -------
+    dict
+        ``{training day: [days of answers]}``.
 
     Examples
     --------
-    >>> training_days([True, False, True], [0, 1, 2, 4])
-    {0: [0], 2: [1, 2]}
-    >>> training_days([True, False, True], [0, 1, 2, 4], until=6)
-    {0: [0], 2: [1, 2], 5: [4]}
+    A window at 22:00 on day 0, none on day 1, one at 03:00 on day 2, and
+    sessions at noon: day 1's answers wait for the night of day 2, and day
+    2's for the evening of day 3.
+
+    >>> training_days([22.0, float("nan"), 3.0], {0: 0.5, 1: 1.5, 2: 2.5}, until=5)
+    {0: [0], 2: [1], 3: [2]}
     """
-    out: dict[int, list[int]] = {}
-    waiting: list[int] = []
-    last = max(days, default=-1) if until is None else until
-    for d in range(last + 1):
-        if d in days:
-            waiting.append(d)
-        if waiting and done[d % len(done)]:
-            out[d], waiting = waiting, []
-    return out
+    plan: dict[int, list[int]] = {}
+    for day, last in sorted(answered.items()):
+        for when in range(math.floor(last), until + 1):
+            hour = done_at[when % len(done_at)]
+            if not math.isnan(hour) and when + hour / 24 >= last:
+                plan.setdefault(when, []).append(day)
+                break
+    return plan
 
 
 @dataclass(frozen=True)
@@ -178,8 +192,6 @@ class TutorReport:
 
     def plot(self, ax: Any = None) -> Any:
         """Each student's AUC before against after (:func:`odtlab.viz.plot_personal_auc`)."""
-        from odtlab.viz import plot_personal_auc
-
         return plot_personal_auc([r["auc_before"] for r in self.rows],
                                  [r["auc_after"] for r in self.rows], title=self.recipe, ax=ax)  # fmt: skip
 
@@ -243,11 +255,11 @@ def personalize(
     rows, joules, battery = [], [], []
     for s in who:
         test = cohort.data.dataset(cohort.data.mask(students=[s], days=cohort.test_days))
-        days = sorted(
-            set(cohort.data.day[cohort.data.mask(students=[s], days=cohort.train_days)].tolist())
-        )
-        done = _windows(s, user_type, policy, device, price, len(days))
-        plan = training_days(done, days, until=cohort.train_days[-1])
+        mine = (cohort.log.student == s) & np.isin(cohort.log.day, cohort.train_days)
+        answered = {int(d): float(cohort.log.time[mine & (cohort.log.day == d)].max())
+                    for d in np.unique(cohort.log.day[mine])}  # fmt: skip
+        plan = training_days(_windows(s, user_type, policy, device, price), answered,
+                             until=cohort.train_days[-1])  # fmt: skip
         experiences = []
         for k, (day, batch_days) in enumerate(plan.items()):
             train = cohort.data.dataset(cohort.data.mask(students=[s], days=batch_days))
@@ -298,9 +310,10 @@ def _price(model: nn.Module, cohort: Cohort, recipe: Recipe, device: Any, studen
 
 
 def _windows(student: int, user_type: str | None, policy: str, device: Any,
-             price: dict[str, Any], n_days: int) -> list[bool]:  # fmt: skip
+             price: dict[str, Any]) -> list[float]:  # fmt: skip
+    """The hour of each trace day at which the day's job completes (``nan``: it does not)."""
     if user_type is None:
-        return [True]
+        return [24.0]  # no trace: the phone trains at the end of each day with answers
     if device is None:
         raise InvalidCohort(
             "personalize: a user_type (training windows) needs a device to price the job"
@@ -310,4 +323,9 @@ def _windows(student: int, user_type: str | None, policy: str, device: Any,
         price["workload"], device, steps_per_day=price["steps_per_day"]
     )
     result = devices.simulate_schedule(trace, policy, device, job)
-    return [bool(r["done"]) for r in result.per_day()]
+    hours = []
+    for day in range(math.ceil(trace.days)):
+        kept = np.cumsum(result.steps[trace.day(day)] - result.lost_steps[trace.day(day)])
+        done = np.flatnonzero(kept >= job.steps_per_day - 1e-6)
+        hours.append((done[0] + 1) * trace.minutes_per_sample / 60 if len(done) else math.nan)
+    return hours
