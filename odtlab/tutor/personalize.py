@@ -198,7 +198,7 @@ class TutorReport:
     def __str__(self) -> str:
         fit = {None: "no device", True: "fits", False: "does NOT fit"}[self.fits]
         battery = ("" if self.battery_percent_per_day is None
-                   else f", {self.battery_percent_per_day:.4f} % battery a day")  # fmt: skip
+                   else f", {self.battery_percent_per_day:.2g} % battery a day")  # fmt: skip
         return (f"{self.recipe} on {self.device}: AUC {self.mean('auc_before'):.3f} -> "
                 f"{self.mean('auc_after'):.3f}, ECE {self.mean('ece_before'):.3f} -> "
                 f"{self.mean('ece_after'):.3f} over {len(self.rows)} students; peak "
