@@ -43,7 +43,7 @@ from odtlab import cl, data, devices
 from odtlab.errors import OdtlabError
 from odtlab.recipes import Recipe
 from odtlab.train import Trainer
-from odtlab.tutor.metrics import auc, calibration_error, predict_right
+from odtlab.tutor.metrics import auc, calibration_error, predict_right, reliability
 from odtlab.viz import plot_personal_auc
 
 __all__ = ["Cohort", "make_cohort", "personalize", "TutorReport", "training_days", "InvalidCohort"]
@@ -163,6 +163,8 @@ class TutorReport:
     ``peak_bytes``, ``budget_bytes``, ``fits`` (by the measured report),
     ``step_energy_j``, ``energy_per_day_j`` and ``battery_percent_per_day``
     (mean over the students' training days spread over all days).
+    ``held_out`` keeps, per student, the population model's and the
+    personalized model's predictions and the answers (for :meth:`reliability`).
     """
 
     recipe: str
@@ -174,10 +176,26 @@ class TutorReport:
     step_energy_j: float
     energy_per_day_j: float
     battery_percent_per_day: float | None
+    held_out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=list, repr=False
+    )
 
     def mean(self, key: str) -> float:
         """The mean of column ``key`` over students (``nan`` values skipped)."""
         return float(np.nanmean([r[key] for r in self.rows]))
+
+    def reliability(self, bins: int = 8) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Reliability curves over all students' held-out answers, before and after personalization.
+
+        ``{"population": (mean prediction, share right), "personalized": ...}``
+        per bin, as :func:`odtlab.viz.plot_reliability` takes them.
+        """
+        before, after, y = (np.concatenate(parts) for parts in zip(*self.held_out, strict=True))
+        curves = {}
+        for name, p in (("population", before), (f"personalized ({self.recipe})", after)):
+            mean_p, share, _ = reliability(p, y, bins)
+            curves[name] = (mean_p, share)
+        return curves
 
     @property
     def gain(self) -> float:
@@ -252,7 +270,7 @@ def personalize(
         raise InvalidCohort("personalize: no student has both training answers and a held-out "
                             "mix of right and wrong answers; simulate more students or days")  # fmt: skip
     price = _price(model, cohort, recipe, device, who[0], batch_size, epochs)
-    rows, joules, battery = [], [], []
+    rows, joules, battery, held = [], [], [], []
     for s in who:
         test = cohort.data.dataset(cohort.data.mask(students=[s], days=cohort.test_days))
         mine = (cohort.log.student == s) & np.isin(cohort.log.day, cohort.train_days)
@@ -282,6 +300,7 @@ def personalize(
                 "answers_trained": sum(len(e.train) for e in experiences),
                 "training_days": len(experiences), "steps": steps}  # fmt: skip
         rows.append(row)
+        held.append((before, after, test.y.numpy()))
         joules.append(steps * price["step_energy_j"] / len(cohort.train_days))
         if price["battery_wh"]:
             battery.append(100 * joules[-1] / (price["battery_wh"] * 3600))
@@ -289,7 +308,7 @@ def personalize(
         recipe=recipe.name, device=price["device"], rows=rows, peak_bytes=price["peak"],
         budget_bytes=price["budget"], fits=price["fits"], step_energy_j=price["step_energy_j"],
         energy_per_day_j=float(np.mean(joules)),
-        battery_percent_per_day=float(np.mean(battery)) if battery else None,
+        battery_percent_per_day=float(np.mean(battery)) if battery else None, held_out=held,
     )  # fmt: skip
 
 
