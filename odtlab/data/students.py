@@ -52,7 +52,6 @@ import numpy as np
 
 from odtlab.data._checks import check_float, check_int
 from odtlab.data.errors import InvalidDataArgument
-from odtlab.viz import plot_students
 
 __all__ = [
     "TOPICS", "Student", "StudentLog", "make_students", "simulate_students",
@@ -219,10 +218,6 @@ class StudentLog:
         frame = pd.DataFrame(self.columns)
         frame["topic"] = [self.topics[t] for t in frame["topic"]]
         return frame
-
-    def plot(self, students: Sequence[int] = (0, 1, 2), ax: Any = None) -> Any:
-        """Running share of right answers per topic for a few students (:func:`odtlab.viz.plot_students`)."""
-        return plot_students(self, students, ax=ax)
 
 
 Policy = Callable[[StudentLog, np.random.Generator], int]
