@@ -92,7 +92,7 @@ def test_every_reported_fit_is_odtlabs_measurement(cohort, population, device):
         rows = cohort.data.dataset(cohort.data.mask(students=[student], days=cohort.train_days))
         x, y = rows.x[:32], rows.y[:32]  # one step: 16 new answers and 16 replayed
         net = odt.models.pretrained("kt-mlp").train()
-        net = recipe.prepare(net) or net
+        recipe.prepare(net)
         measured = odt.train.profile(net, (x, y), recipe)
         assert report.peak_bytes == measured.totals["peak"]
         assert report.fits == odt.devices.fits(measured, profile)
@@ -144,6 +144,8 @@ def test_recall_policy_practises_the_topic_it_predicts_weakest(population):
     assert chosen == int(np.argmin(recall))
     before = {k: v.clone() for k, v in population.state_dict().items()}
     tuned = odt.tutor.RecallPolicy(population, R.Recipe(R.BiasOnly(), R.Adam(lr=1e-2)))
+    tuned(history, np.random.default_rng(0))  # asked mid-history: it trains its own copy
+    assert all(torch.equal(before[k], v) for k, v in population.state_dict().items())
     result = odt.tutor.time_to_mastery(tuned, 2, days=6, seed=2, name="tuned")
     assert result.days.shape == (2,) and result.policy == "tuned"
     assert all(torch.equal(before[k], v) for k, v in population.state_dict().items())

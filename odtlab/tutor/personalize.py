@@ -256,9 +256,10 @@ def personalize(
         Passes over each training day's answers, and answers per step.
     user_type, policy : str, optional
         With a ``user_type`` of :func:`odtlab.devices.usage_trace` (student
-        ``k`` gets trace seed ``k``), a phone trains only on days where the
-        scheduling ``policy`` completes the day's job; answers wait for the
-        next such day. ``None``: every day with answers is a training day.
+        ``k`` gets trace seed ``k``), a day's answers are trained at the first
+        completed training window after the session: the hour at which the
+        scheduling ``policy`` completes the day's job (:func:`training_days`).
+        ``None``: each day's answers are trained at the end of that day.
     students : sequence of int, optional
         Only these students (default :attr:`Cohort.students`).
     seed : int
@@ -269,7 +270,9 @@ def personalize(
     if not who:
         raise InvalidCohort("personalize: no student has both training answers and a held-out "
                             "mix of right and wrong answers; simulate more students or days")  # fmt: skip
-    price = _price(model, cohort, recipe, device, who[0], batch_size, epochs)
+    price = _price(
+        model, cohort, recipe, device, who[0], batch_size, make().replay_size(batch_size), epochs
+    )
     rows, joules, battery, held = [], [], [], []
     for s in who:
         test = cohort.data.dataset(cohort.data.mask(students=[s], days=cohort.test_days))
@@ -313,11 +316,11 @@ def personalize(
 
 
 def _price(model: nn.Module, cohort: Cohort, recipe: Recipe, device: Any, student: int,
-           batch_size: int, epochs: int) -> dict[str, Any]:  # fmt: skip
-    """One measured step on the device, replayed answers included (the Trainer's report)."""
+           batch_size: int, replayed: int, epochs: int) -> dict[str, Any]:  # fmt: skip
+    """One measured step on the device: ``batch_size`` new answers plus ``replayed`` old ones."""
     mine = cohort.data.mask(students=[student], days=cohort.train_days)
     rows = cohort.data.dataset(mine)
-    step = Trainer(copy.deepcopy(model), recipe, device, steps=1, batch_size=2 * batch_size,
+    step = Trainer(copy.deepcopy(model), recipe, device, steps=1, batch_size=batch_size + replayed,
                    progress=False, check_memory=False).fit(rows)  # fmt: skip
     profile = None if device is None else devices.get(device)
     per_day = np.bincount(cohort.data.day[mine]).max()  # answers on the busiest day

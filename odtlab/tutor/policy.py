@@ -59,21 +59,22 @@ class RecallPolicy:
                  batch_size: int = 16, history_features: bool = False) -> None:  # fmt: skip
         self.model, self.recipe = model, recipe
         self.epochs, self.batch_size, self.history_features = epochs, batch_size, history_features
-        self._student: int | None = None
+        self._student: int | None = None  # None: a new student whose first answer is pending
         self._day = -1
         self._net: nn.Module = model
         self._optimizer: Any = None
+        self._start(None)
 
     def __repr__(self) -> str:
         how = "population model" if self.recipe is None else f"personalized with {self.recipe.name}"
         return f"RecallPolicy({how})"
 
-    def _start(self, history: data.StudentLog) -> None:
-        """A new student (their history is empty): a fresh copy of the model."""
-        self._student, self._day = None, -1
+    def _start(self, student: int | None) -> None:
+        """A new student: a fresh copy of the model (and of its optimizer)."""
+        self._student, self._day = student, -1
         self._net = self.model
         if self.recipe is not None:
-            self._net = self.recipe.prepare(copy.deepcopy(self.model)) or copy.deepcopy(self.model)
+            self._net = self.recipe.prepare(copy.deepcopy(self.model))
             params = [p for p in self._net.parameters() if p.requires_grad]
             self._optimizer = self.recipe.make_optimizer(params)
 
@@ -101,11 +102,12 @@ class RecallPolicy:
         return predict_right(self._net, rows)
 
     def __call__(self, history: data.StudentLog, rng: np.random.Generator) -> int:
-        student = int(history.student[0]) if len(history) else None
-        if student is None or student != self._student:
-            if student is None:
-                self._start(history)
-            self._student = student
+        if not len(history):  # a student's first question
+            self._start(None)
+        elif self._student is None:  # ... has been answered: now we know who it is
+            self._student = int(history.student[0])
+        elif int(history.student[0]) != self._student:  # another student's history
+            self._start(int(history.student[0]))
         if history.today != self._day:
             self._day = history.today
             self._learn_yesterday(history)
