@@ -21,3 +21,19 @@ def test_make_recipe_builds_real_recipes():
     recipe = make_recipe("last", "adam", lr=1e-3)
     assert isinstance(recipe, Recipe) and recipe.name.startswith("last-layer")
     assert recipe.micro_batches == 1
+
+
+def test_accuracy_slices_in_memory_tensors_like_a_dataloader_reads_them():
+    import torch
+    from torch.utils.data import Subset
+
+    from odtlab import data, models
+    from odtlab.train import accuracy
+
+    digits = data.digits("test")
+    net = models.mlp(seed=0)
+    every = Subset(digits, list(range(len(digits))))  # not an ArrayDataset: the DataLoader path
+    assert accuracy(net, digits, batch_size=100) == accuracy(net, every, batch_size=100)
+    with torch.no_grad():
+        by_hand = int((net(digits.x).argmax(-1) == digits.y).sum()) / len(digits.y)
+    assert accuracy(net, digits) == by_hand
